@@ -1,0 +1,1 @@
+"""The HTTP API (`/v1`): thin FastAPI routers over the services."""

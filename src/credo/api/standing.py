@@ -1,0 +1,42 @@
+"""GET /v1/subjects/{id}/standing: a purpose-bound, logged look at one subject."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from credo.api.deps import AuthorityDep, RegisterDep
+from credo.api.records import ERRORS
+from credo.api.schemas import StandingPublic
+from credo.services.standing import query_standing
+
+router = APIRouter(prefix="/v1/subjects", tags=["standings"])
+
+
+@router.get(
+    "/{subject_id}/standing",
+    response_model=StandingPublic,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+def get_standing(
+    subject_id: str,
+    register: RegisterDep,
+    authority: AuthorityDep,
+    purpose: Annotated[str, Query(min_length=1, max_length=64)],
+    as_of: Annotated[date | None, Query()] = None,
+) -> JSONResponse:
+    """The standing for a declared purpose: only what the purpose sees, only your measures.
+
+    ```
+    curl -H "Authorization: Bearer $KEY" \\
+      'http://127.0.0.1:8000/v1/subjects/s-0000001/standing?purpose=promotion-review'
+    ```
+    """
+    shown = query_standing(
+        register, authority_id=authority, subject_id=subject_id, purpose_id=purpose, as_of=as_of
+    )
+    return JSONResponse(shown)

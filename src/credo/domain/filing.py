@@ -1,0 +1,201 @@
+"""Validation of a filed record (DESIGN 4.2): one row in, a NewRecord or its problems out."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from credo.domain.errors import Problem
+from credo.domain.policy import Policy
+
+RECORD_FIELDS = (
+    "reference",
+    "subject_id",
+    "category",
+    "decided_on",
+    "occurred_on",
+    "legal_basis",
+    "summary",
+    "amount",
+    "evidence_uri",
+)
+REQUIRED = ("reference", "subject_id", "category", "decided_on", "legal_basis")
+MAX_LENGTH = {
+    "reference": 128,
+    "subject_id": 64,
+    "category": 64,
+    "legal_basis": 500,
+    "summary": 2000,
+    "evidence_uri": 2000,
+}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URI = re.compile(r"^(https?|urn|doc|file|s3|ftp)://?\S+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record that passed validation, ready to store."""
+
+    authority_id: str
+    reference: str
+    subject_id: str
+    category: str
+    decided_on: date
+    occurred_on: date | None
+    legal_basis: str
+    summary: str
+    amount: Decimal | None
+    evidence_uri: str | None
+
+    def content_hash(self) -> str:
+        """SHA-256 of the filed facts; the audit log and idempotence rely on it."""
+        return record_hash(
+            self.authority_id,
+            self.reference,
+            1,
+            self.subject_id,
+            self.category,
+            self.decided_on,
+            self.occurred_on,
+            self.legal_basis,
+            self.summary,
+            self.amount,
+            self.evidence_uri,
+        )
+
+
+def record_hash(
+    authority_id: str,
+    reference: str,
+    version: int,
+    subject_id: str,
+    category: str,
+    decided_on: date | str,
+    occurred_on: date | str | None,
+    legal_basis: str,
+    summary: str,
+    amount: Decimal | str | None,
+    evidence_uri: str | None,
+) -> str:
+    """The row hash of a stored record version (recomputed by `credo audit verify`)."""
+    amount_text = "" if amount is None else format(Decimal(amount).quantize(Decimal("0.01")), "f")
+    parts = [
+        authority_id,
+        reference,
+        str(version),
+        subject_id,
+        category,
+        str(decided_on),
+        "" if occurred_on is None else str(occurred_on),
+        legal_basis,
+        summary,
+        amount_text,
+        evidence_uri or "",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _text(row: dict[str, Any], key: str, problems: list[Problem]) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool) and key == "amount":
+            return str(value)
+        problems.append(Problem(key, f"must be a string, not {type(value).__name__}"))
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    limit = MAX_LENGTH.get(key)
+    if limit is not None and len(value) > limit:
+        problems.append(Problem(key, f"is {len(value)} characters long; the limit is {limit}"))
+        return None
+    pattern = _CONTROL if key == "summary" else _LINE_CONTROL
+    if pattern.search(value):
+        problems.append(Problem(key, "contains control characters"))
+        return None
+    return value
+
+
+def _date(value: str | None, key: str, problems: list[Problem]) -> date | None:
+    if value is None:
+        return None
+    if not _DATE.match(value):
+        problems.append(Problem(key, f"{value[:40]!r} is not a date (YYYY-MM-DD)"))
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(Problem(key, f"{value!r} is not a calendar date"))
+        return None
+
+
+def validate_record(
+    row: dict[str, Any], *, authority_id: str, policy: Policy, today: date
+) -> NewRecord | list[Problem]:
+    """Check one row against the contract and the policy (the store checks the subject).
+
+    >>> validate_record({"reference": "R1", ...}, authority_id="city-court", policy=p,
+    ...                 today=date(2026, 3, 1))  # doctest: +SKIP
+    """
+    problems: list[Problem] = []
+    unknown = [k for k in row if k not in RECORD_FIELDS]
+    for key in unknown:
+        reason = (
+            "the authority comes from the credentials, never from the record"
+            if key == "authority"
+            else "unknown field"
+        )
+        problems.append(Problem(str(key), reason))
+    values = {key: _text(row, key, problems) for key in RECORD_FIELDS}
+    for key in REQUIRED:
+        if values[key] is None and not any(p.location == key for p in problems):
+            problems.append(Problem(key, "is required and must not be empty"))
+    decided = _date(values["decided_on"], "decided_on", problems)
+    occurred = _date(values["occurred_on"], "occurred_on", problems)
+    if decided is not None and decided > today:
+        problems.append(Problem("decided_on", f"{decided} is in the future (today is {today})"))
+    if decided is not None and occurred is not None and occurred > decided:
+        problems.append(Problem("occurred_on", f"{occurred} is after decided_on {decided}"))
+    category = values["category"]
+    if category is not None:
+        if category not in policy.category_by_id:
+            problems.append(Problem("category", f"unknown category {category!r}"))
+        elif not policy.may_file(authority_id, category):
+            problems.append(
+                Problem("category", f"authority {authority_id!r} may not file {category!r}")
+            )
+    amount: Decimal | None = None
+    if values["amount"] is not None:
+        try:
+            amount = Decimal(values["amount"])
+            if not amount.is_finite() or abs(amount) >= Decimal("1e16"):
+                raise InvalidOperation
+        except InvalidOperation:
+            problems.append(Problem("amount", f"{values['amount'][:40]!r} is not a number"))
+    uri = values["evidence_uri"]
+    if uri is not None and not _URI.match(uri):
+        problems.append(Problem("evidence_uri", "must be an http(s), urn or document URI"))
+    if problems:
+        return problems
+    assert values["reference"] and values["subject_id"] and category and decided
+    assert values["legal_basis"]
+    return NewRecord(
+        authority_id=authority_id,
+        reference=values["reference"],
+        subject_id=values["subject_id"],
+        category=category,
+        decided_on=decided,
+        occurred_on=occurred,
+        legal_basis=values["legal_basis"],
+        summary=values["summary"] or "",
+        amount=amount,
+        evidence_uri=uri,
+    )

@@ -1,0 +1,65 @@
+"""API keys for authorities: shown once, stored only as a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+
+from credo.domain.errors import AuthenticationError, ValidationError
+from credo.services.register import Register
+from credo.store import audit
+from credo.store.tables import api_keys
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def add_key(register: Register, authority_id: str, *, actor: str) -> str:
+    """Create a key for an authority of the active policy; returns the key (shown once)."""
+    now = register.clock.now()
+    with register.write() as conn:
+        _, policy = register.active_policy(conn)
+        if authority_id not in policy.authority_by_id:
+            known = ", ".join(sorted(policy.authority_by_id))
+            raise ValidationError(
+                f"authority {authority_id!r} is not declared in the active policy (known: {known})"
+            )
+        prefix = secrets.token_hex(6)
+        key = f"credo_{prefix}_{secrets.token_urlsafe(32)}"
+        conn.execute(
+            api_keys.insert().values(
+                authority_id=authority_id, prefix=prefix, key_hash=_hash(key), created_at=now
+            )
+        )
+        audit.append(
+            conn,
+            actor=actor,
+            action="key.created",
+            at=now,
+            payload={"authority": authority_id, "prefix": prefix},
+        )
+    return key
+
+
+def authenticate(register: Register, key: str) -> str:
+    """The authority a key belongs to, or AuthenticationError."""
+    parts = key.split("_")
+    if len(parts) < 3 or parts[0] != "credo":
+        raise AuthenticationError("the API key is malformed")
+    with register.read() as conn:
+        row = conn.execute(
+            select(api_keys.c.authority_id, api_keys.c.key_hash, api_keys.c.revoked_at).where(
+                api_keys.c.prefix == parts[1]
+            )
+        ).first()
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not hmac.compare_digest(row.key_hash, _hash(key))
+    ):
+        raise AuthenticationError("the API key is not valid")
+    return str(row.authority_id)

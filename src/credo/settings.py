@@ -1,0 +1,40 @@
+"""The one typed settings object, read from CREDO_* environment variables."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("credo", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Where the register lives and how it runs.
+
+    >>> Settings(home=Path("/tmp/reg")).resolved_database_url()
+    'sqlite:////tmp/reg/credo.sqlite3'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CREDO_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    today: date | None = None  # fixes the clock (demos, tests, what-if runs)
+    batch_size: int = 20_000
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def resolved_database_url(self) -> str:
+        """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.home / 'credo.sqlite3'}"

@@ -1,0 +1,93 @@
+"""The append-only, hash-chained audit log: one entry per write, chained by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+
+from credo.store.db import is_sqlite
+from credo.store.tables import audit_entries
+
+GENESIS = "0" * 64
+
+
+def canonical(value: Any) -> str:
+    """Deterministic JSON text for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def stamp(at: datetime) -> str:
+    """A timestamp as hashed: UTC, microseconds, `Z`."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_id: str | None,
+    payload: str,
+    digest: str | None,
+) -> str:
+    """The hash of one entry, chained to the previous one."""
+    text_ = "|".join(
+        [prev_hash, str(seq), stamp(at), actor, action, subject_id or "", payload, digest or ""]
+    )
+    return hashlib.sha256(text_.encode()).hexdigest()
+
+
+def rows_digest(row_hashes: Iterable[str]) -> str:
+    """The digest a batch entry carries: SHA-256 over its rows' hashes in id order."""
+    h = hashlib.sha256()
+    for row_hash in row_hashes:
+        h.update(row_hash.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def append(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    payload: dict[str, Any],
+    at: datetime,
+    subject_id: str | None = None,
+    digest: str | None = None,
+) -> int:
+    """Append one entry inside the caller's transaction and return its sequence number."""
+    if not is_sqlite(conn):
+        # One chain: concurrent writers queue here until the holder commits.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7276001)"))
+    head = conn.execute(
+        select(audit_entries.c.seq, audit_entries.c.hash)
+        .order_by(audit_entries.c.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    at = at.replace(microsecond=at.microsecond)
+    body = canonical(payload)
+    conn.execute(
+        audit_entries.insert().values(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            subject_id=subject_id,
+            payload=body,
+            digest=digest,
+            prev_hash=prev,
+            hash=entry_hash(prev, seq, at, actor, action, subject_id, body, digest),
+        )
+    )
+    return seq

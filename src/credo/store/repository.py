@@ -1,0 +1,210 @@
+"""Queries and bulk writes on the register's tables, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from credo.domain.errors import NoActivePolicyError, NotFoundError
+from credo.domain.records import RecordFacts
+from credo.domain.scoring import Standing
+from credo.store.db import is_sqlite
+from credo.store.tables import (
+    batches,
+    policy_versions,
+    records,
+    standings,
+    subjects,
+)
+
+CHUNK = 5_000
+
+RECORD_COLUMNS = (
+    "authority_id",
+    "reference",
+    "version",
+    "subject_id",
+    "category",
+    "decided_on",
+    "occurred_on",
+    "legal_basis",
+    "summary",
+    "amount",
+    "evidence_uri",
+    "batch_id",
+    "row_hash",
+    "filed_at",
+    "ends_on",
+    "revoked",
+)
+
+
+def active_policy_row(conn: Connection) -> tuple[int, str]:
+    """The active policy version's id and text."""
+    row = conn.execute(
+        select(policy_versions.c.id, policy_versions.c.text).where(policy_versions.c.active)
+    ).first()
+    if row is None:
+        raise NoActivePolicyError("no policy is active yet: run `credo policy activate FILE` first")
+    return int(row.id), str(row.text)
+
+
+def new_batch(
+    conn: Connection, kind: str, source: str, at: datetime, authority_id: str | None = None
+) -> int:
+    """Open a batch row that stored rows point to."""
+    result = conn.execute(
+        insert(batches).values(
+            kind=kind, source=source[:1000], authority_id=authority_id, created_at=at
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def existing_subjects(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """Of these subject ids, those registered, with their row hashes."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        rows = conn.execute(
+            select(subjects.c.id, subjects.c.row_hash).where(subjects.c.id.in_(chunk))
+        )
+        found.update({r.id: r.row_hash for r in rows})
+    return found
+
+
+def existing_references(
+    conn: Connection, authority_id: str, references: Iterable[str]
+) -> dict[str, str]:
+    """Of these references, those the authority already filed, with their first row hash."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(references))):
+        rows = conn.execute(
+            select(records.c.reference, records.c.row_hash).where(
+                records.c.authority_id == authority_id,
+                records.c.version == 1,
+                records.c.reference.in_(chunk),
+            )
+        )
+        found.update({r.reference: r.row_hash for r in rows})
+    return found
+
+
+def insert_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Bulk insert: executemany on SQLite, COPY on PostgreSQL."""
+    if not rows:
+        return
+    if is_sqlite(conn):
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows)
+        )
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def record_ids_for_batch(conn: Connection, batch_id: int) -> tuple[int, int, int]:
+    """(count, first id, last id) of the records a batch stored."""
+    row = conn.execute(
+        select(func.count(), func.min(records.c.id), func.max(records.c.id)).where(
+            records.c.batch_id == batch_id
+        )
+    ).one()
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+
+def subject_row(conn: Connection, subject_id: str) -> Any:
+    """The subject's registered details, or NotFoundError."""
+    row = conn.execute(select(subjects).where(subjects.c.id == subject_id)).first()
+    if row is None:
+        raise NotFoundError(f"subject {subject_id!r} is not registered")
+    return row
+
+
+def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
+    """Every stored version of the subject's records, as the scorer sees them."""
+    rows = conn.execute(
+        select(
+            records.c.authority_id,
+            records.c.reference,
+            records.c.category,
+            records.c.decided_on,
+            records.c.revoked,
+            records.c.counts_from,
+            records.c.counts_until,
+        ).where(records.c.subject_id == subject_id)
+    )
+    return [
+        RecordFacts(
+            authority=r.authority_id,
+            reference=r.reference,
+            category=r.category,
+            decided_on=r.decided_on,
+            revoked=bool(r.revoked),
+            counts_from=r.counts_from,
+            counts_until=r.counts_until,
+        )
+        for r in rows
+    ]
+
+
+def subject_records(conn: Connection, subject_id: str) -> list[Any]:
+    """Every stored record row of the subject, oldest first."""
+    return list(
+        conn.execute(
+            select(records)
+            .where(records.c.subject_id == subject_id)
+            .order_by(
+                records.c.decided_on, records.c.authority_id, records.c.reference, records.c.version
+            )
+        )
+    )
+
+
+def save_standing(conn: Connection, standing: Standing, policy_version_id: int) -> None:
+    """Store one subject's current standing (insert or replace)."""
+    values = {
+        "as_of": standing.as_of,
+        "policy_version_id": policy_version_id,
+        "score": standing.score,
+        "grade": standing.grade,
+        "lists": ",".join(standing.lists),
+        "measures": ",".join(standing.measures),
+    }
+    done = conn.execute(
+        update(standings).where(standings.c.subject_id == standing.subject_id).values(**values)
+    )
+    if not done.rowcount:
+        conn.execute(insert(standings).values(subject_id=standing.subject_id, **values))
+
+
+def stored_standing(conn: Connection, subject_id: str) -> Any:
+    """The stored standing row of a subject, or None."""
+    return conn.execute(select(standings).where(standings.c.subject_id == subject_id)).first()
+
+
+def pending_through(conn: Connection) -> int:
+    """The highest record id already reflected in stored standings."""
+    value = conn.execute(text("SELECT scored_through FROM register_state WHERE id = 1")).scalar()
+    return int(value or 0)
+
+
+def today_param(conn: Connection, day: date) -> date | str:
+    """A date parameter as this driver wants it."""
+    return day.isoformat() if is_sqlite(conn) else day

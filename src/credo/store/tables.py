@@ -1,0 +1,162 @@
+"""The register's tables. Every table about a person carries `subject_id` (the shard key)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy_id", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+    Column("activated_by", String(128), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("active", Boolean, nullable=False, server_default=text("false")),
+    UniqueConstraint("policy_id", "version"),
+    Index(
+        "ix_policy_versions_one_active",
+        "active",
+        unique=True,
+        sqlite_where=text("active"),
+        postgresql_where=text("active"),
+    ),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("authority_id", String(64), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # records | subjects
+    Column("authority_id", String(64)),
+    Column("source", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="person"),
+    Column("organisation", String(200)),
+    Column("position", String(200)),
+    Column("email", String(254)),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Filed facts are never changed. `ends_on` is derived: decided_on + the category's valid_for
+# under the active policy (recomputed on activation), or the repair date when earlier.
+records = Table(
+    "records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("authority_id", String(64), nullable=False),
+    Column("reference", String(128), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("decided_on", Date, nullable=False),
+    Column("occurred_on", Date),
+    Column("legal_basis", String(500), nullable=False),
+    Column("summary", String(2000), nullable=False),
+    Column("amount", Numeric(18, 2)),
+    Column("evidence_uri", String(2000)),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=text("false")),
+    Column("counts_from", Date),
+    Column("counts_until", Date),
+    UniqueConstraint("authority_id", "reference", "version"),
+    Index("ix_records_subject_id", "subject_id"),
+)
+
+standings = Table(
+    "standings",
+    metadata,
+    Column("subject_id", String(64), ForeignKey("subjects.id"), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("policy_version_id", Integer, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("grade", String(64), nullable=False),
+    Column("lists", Text, nullable=False, server_default=""),
+    Column("measures", Text, nullable=False, server_default=""),
+)
+
+# One row: the highest record id whose subject's standing is stored (see rescore.py).
+register_state = Table(
+    "register_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scored_through", Integer, nullable=False, server_default="0"),
+    Column("scored_as_of", Date),
+)
+
+inquiries = Table(
+    "inquiries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    Column("authority_id", String(64), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Index("ix_inquiries_subject_id", "subject_id"),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject_id", String(64)),
+    Column("payload", Text, nullable=False),
+    Column("digest", String(64)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
