@@ -6,15 +6,13 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from credo.domain.errors import Problem, ValidationError
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRow:
+class SourceRow(NamedTuple):
     """One row of an input file: its first line number and its fields (or why it is unreadable)."""
 
     line: int
@@ -76,8 +74,16 @@ def read_rows(
         yield from _jsonl_rows(text)
 
 
-def _bad_text(values: Any) -> bool:
-    return any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for v in values)
+def _bad_text(values: list[str]) -> bool:
+    """True when undecodable bytes (kept as lone surrogates) are in the values."""
+    joined = "".join(values)
+    if joined.isascii():
+        return False
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _csv_rows(text: io.TextIOWrapper, allowed: tuple[str, ...]) -> Iterator[SourceRow]:
@@ -108,6 +114,7 @@ def _csv_rows(text: io.TextIOWrapper, allowed: tuple[str, ...]) -> Iterator[Sour
             f"the CSV header names columns credo does not accept (allowed: {', '.join(allowed)})",
             problems,
         )
+    width = len(names)
     while True:
         start = reader.line_num + 1
         try:
@@ -117,21 +124,20 @@ def _csv_rows(text: io.TextIOWrapper, allowed: tuple[str, ...]) -> Iterator[Sour
         except csv.Error as exc:
             yield SourceRow(start, None, Problem("row", f"malformed CSV: {exc}"))
             continue
-        if not values or all(not v.strip() for v in values):
-            continue
-        raw = ",".join(values)
-        if len(values) != len(names):
+        if len(values) != width:
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue  # a blank line
             yield SourceRow(
                 start,
                 None,
-                Problem("row", f"has {len(values)} fields; the header has {len(names)}"),
-                raw,
+                Problem("row", f"has {len(values)} fields; the header has {width}"),
+                ",".join(values),
             )
             continue
         if _bad_text(values):
-            yield SourceRow(start, None, Problem("row", "is not valid UTF-8"), raw)
+            yield SourceRow(start, None, Problem("row", "is not valid UTF-8"), ",".join(values))
             continue
-        yield SourceRow(start, dict(zip(names, values, strict=True)), raw=raw)
+        yield SourceRow(start, dict(zip(names, values, strict=True)), None, ",".join(values))
 
 
 def _jsonl_rows(text: io.TextIOWrapper) -> Iterator[SourceRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -72,32 +73,38 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[i : i + CHUNK]
 
 
+def _many(conn: Connection, values: Iterable[str]) -> tuple[str, Any]:
+    """One bind parameter holding a whole set of strings: json_each on SQLite, ANY on PG."""
+    items = sorted(set(values))
+    if is_sqlite(conn):
+        return "(SELECT value FROM json_each(:many))", json.dumps(items)
+    return "ANY(:many)", items
+
+
 def existing_subjects(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
     """Of these subject ids, those registered, with their row hashes."""
-    found: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(ids))):
-        rows = conn.execute(
-            select(subjects.c.id, subjects.c.row_hash).where(subjects.c.id.in_(chunk))
-        )
-        found.update({r.id: r.row_hash for r in rows})
-    return found
+    clause, many = _many(conn, ids)
+    op = "IN" if is_sqlite(conn) else "="
+    rows = conn.execute(
+        text(f"SELECT id, row_hash FROM subjects WHERE id {op} {clause}"), {"many": many}
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 def existing_references(
     conn: Connection, authority_id: str, references: Iterable[str]
 ) -> dict[str, str]:
     """Of these references, those the authority already filed, with their first row hash."""
-    found: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(references))):
-        rows = conn.execute(
-            select(records.c.reference, records.c.row_hash).where(
-                records.c.authority_id == authority_id,
-                records.c.version == 1,
-                records.c.reference.in_(chunk),
-            )
-        )
-        found.update({r.reference: r.row_hash for r in rows})
-    return found
+    clause, many = _many(conn, references)
+    op = "IN" if is_sqlite(conn) else "="
+    rows = conn.execute(
+        text(
+            "SELECT reference, row_hash FROM records WHERE authority_id = :a AND version = 1 "
+            f"AND reference {op} {clause}"
+        ),
+        {"a": authority_id, "many": many},
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 def insert_rows(

@@ -1,0 +1,164 @@
+"""Small factories for tests: policies, subjects, records and in-memory rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from credo.demo import example_policy_text
+from credo.services.filing import ImportReport, import_records
+from credo.services.policies import activate_policy
+from credo.services.register import Register
+from credo.services.sources import SourceRow
+from credo.services.subjects import import_subjects
+
+WORKED_POLICY = """
+[policy]
+id = "worked"
+version = "1"
+base_score = 1000
+score_min = 0
+score_max = 2000
+objection_period = "P30D"
+publication_delay = "P15D"
+
+[[grades]]
+name = "A"
+min = 1050
+[[grades]]
+name = "B"
+min = 1000
+[[grades]]
+name = "C"
+min = 900
+[[grades]]
+name = "D"
+min = 0
+
+[[authorities]]
+id = "city-court"
+name = "City Court"
+may_file = ["judicial"]
+[[authorities]]
+id = "city-tax"
+name = "City Tax Bureau"
+may_file = ["tax"]
+[[authorities]]
+id = "city-civil"
+name = "Civil Affairs"
+may_file = ["civic.volunteering"]
+[[authorities]]
+id = "city-personnel"
+name = "Personnel Bureau"
+may_file = ["employment"]
+
+[[categories]]
+id = "court.order_defiance"
+name = "Defied an effective court order"
+context = "judicial"
+points = -100
+valid_for = "P2Y"
+cap = -200
+publish_for = "P2Y"
+repairable = true
+[[categories]]
+id = "tax.arrears"
+name = "Tax arrears"
+context = "tax"
+points = -60
+valid_for = "P1Y"
+[[categories]]
+id = "civic.volunteering"
+name = "Volunteering"
+context = "civic"
+points = 20
+valid_for = "P1Y"
+cap = 60
+[[categories]]
+id = "employment.commendation"
+name = "Commendation"
+context = "employment"
+points = 40
+valid_for = "P1M"
+
+[[lists]]
+id = "dishonest"
+kind = "black"
+name = "Dishonest persons subject to enforcement"
+when = [ { any_of = ["court.order_defiance"] }, { grade_in = ["D"] } ]
+
+[[lists]]
+id = "exemplary"
+kind = "red"
+name = "Exemplary public servants"
+when = [ { grade_in = ["A"] } ]
+excludes = ["dishonest"]
+
+[[measures]]
+id = "hr.no_promotion"
+authority = "city-personnel"
+kind = "sanction"
+trigger = { list = "dishonest" }
+contexts = ["judicial", "employment"]
+blocks = "promotion"
+text = "Not eligible for promotion while listed"
+
+[[measures]]
+id = "tax.strict"
+authority = "city-tax"
+kind = "sanction"
+trigger = { grade_in = ["C", "D"] }
+contexts = ["tax"]
+text = "Strict tax supervision"
+
+[[purposes]]
+id = "promotion-review"
+authorities = ["city-personnel"]
+sees = ["grade", "lists", "measures", "explanation"]
+legal_basis = "Civil Servant Law art. 45"
+
+[[purposes]]
+id = "tax-check"
+authorities = ["city-tax", "city-court"]
+sees = ["score", "grade", "measures"]
+legal_basis = "Tax Collection Law art. 1"
+"""
+
+
+def example_policy() -> str:
+    """The example city policy text."""
+    return example_policy_text()
+
+
+def rows(items: Iterable[dict[str, Any]], first_line: int = 2) -> list[SourceRow]:
+    """In-memory source rows with line numbers."""
+    return [SourceRow(n, dict(item)) for n, item in enumerate(items, first_line)]
+
+
+def subject(n: int, **extra: Any) -> dict[str, Any]:
+    """A subject row."""
+    return {"subject_id": f"s-{n:03d}", "name": f"Person {n}", "organisation": "Tax Bureau",
+            "position": "Clerk", **extra}
+
+
+def record(reference: str, subject_id: str, category: str, decided_on: date | str,
+           **extra: Any) -> dict[str, Any]:
+    """A record row."""
+    return {"reference": reference, "subject_id": subject_id, "category": category,
+            "decided_on": str(decided_on), "legal_basis": "Test Law art. 1",
+            "summary": f"{category} {reference}", **extra}
+
+
+def seed_register(register: Register, subjects: int = 3, policy: str = WORKED_POLICY) -> None:
+    """Activate a policy and register `subjects` people (s-001...)."""
+    activate_policy(register, policy, actor="test", comment="seed")
+    import_subjects(register, rows(subject(n) for n in range(1, subjects + 1)), actor="test",
+                    source="seed")
+
+
+def file_rows(register: Register, authority: str, items: Iterable[dict[str, Any]]
+              ) -> ImportReport:
+    """Import record rows for one authority."""
+    return import_records(register, rows(items), authority_id=authority, actor="test",
+                          source="test")
