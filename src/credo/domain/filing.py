@@ -1,13 +1,16 @@
-"""Validation of a filed record (DESIGN 4.2): one row in, a NewRecord or its problems out."""
+"""Validation of a filed record (DESIGN 4.2): one row in, a NewRecord or its problems out.
+
+This runs once per imported row, so the common case (every field a clean string) takes a
+straight path; anything unusual falls back to `_slow_text`, which names the problem.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from credo.domain.errors import Problem
 from credo.domain.policy import Policy
@@ -29,18 +32,23 @@ MAX_LENGTH = {
     "reference": 128,
     "subject_id": 64,
     "category": 64,
+    "decided_on": 40,
+    "occurred_on": 40,
     "legal_basis": 500,
     "summary": 2000,
+    "amount": 40,
     "evidence_uri": 2000,
 }
+_LIMITS = tuple(MAX_LENGTH[key] for key in RECORD_FIELDS)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URI = re.compile(r"^(https?|urn|doc|file|s3|ftp)://?\S+$", re.IGNORECASE)
+_HUGE = Decimal("1e16")
+_CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True, slots=True)
-class NewRecord:
+class NewRecord(NamedTuple):
     """A record that passed validation, ready to store."""
 
     authority_id: str
@@ -85,25 +93,27 @@ def record_hash(
     evidence_uri: str | None,
 ) -> str:
     """The row hash of a stored record version (recomputed by `credo audit verify`)."""
-    amount_text = "" if amount is None else format(Decimal(amount).quantize(Decimal("0.01")), "f")
-    parts = [
-        authority_id,
-        reference,
-        str(version),
-        subject_id,
-        category,
-        str(decided_on),
-        "" if occurred_on is None else str(occurred_on),
-        legal_basis,
-        summary,
-        amount_text,
-        evidence_uri or "",
-    ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    amount_text = "" if amount is None else format(Decimal(amount).quantize(_CENT), "f")
+    text = "\x1f".join(
+        (
+            authority_id,
+            reference,
+            str(version),
+            subject_id,
+            category,
+            str(decided_on),
+            "" if occurred_on is None else str(occurred_on),
+            legal_basis,
+            summary,
+            amount_text,
+            evidence_uri or "",
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _text(value: Any, key: str, problems: list[Problem]) -> str | None:
-    """A stripped, length- and control-checked string field, or None when absent."""
+def _slow_text(key: str, value: Any, problems: list[Problem]) -> str | None:
+    """The careful path for one field: types, lengths and control characters, named."""
     if value is None:
         return None
     if type(value) is not str:
@@ -111,19 +121,18 @@ def _text(value: Any, key: str, problems: list[Problem]) -> str | None:
             return str(value)
         problems.append(Problem(key, f"must be a string, not {type(value).__name__}"))
         return None
-    value = value.strip()
-    if not value:
+    text: str = value.strip()
+    if not text:
         return None
-    limit = MAX_LENGTH.get(key)
-    if limit is not None and len(value) > limit:
-        problems.append(Problem(key, f"is {len(value)} characters long; the limit is {limit}"))
+    limit = MAX_LENGTH[key]
+    if len(text) > limit:
+        problems.append(Problem(key, f"is {len(text)} characters long; the limit is {limit}"))
         return None
-    if not value.isprintable():
-        pattern = _CONTROL if key == "summary" else _LINE_CONTROL
-        if pattern.search(value):
-            problems.append(Problem(key, "contains control characters"))
-            return None
-    return value
+    pattern = _CONTROL if key == "summary" else _LINE_CONTROL
+    if pattern.search(text):
+        problems.append(Problem(key, "contains control characters"))
+        return None
+    return text
 
 
 def _date(value: str | None, key: str, problems: list[Problem]) -> date | None:
@@ -158,48 +167,65 @@ def validate_record(
                 )
                 problems.append(Problem(str(key), reason))
     get = row.get
-    values = {key: _text(get(key), key, problems) for key in RECORD_FIELDS}
-    for key in REQUIRED:
-        if values[key] is None and not any(p.location == key for p in problems):
+    values: list[str | None] = []
+    for key, limit in zip(RECORD_FIELDS, _LIMITS, strict=True):
+        value = get(key)
+        if type(value) is str:
+            value = value.strip()
+            if not value:
+                value = None
+            elif len(value) > limit or not value.isprintable():
+                value = _slow_text(key, value, problems)
+        elif value is not None:
+            value = _slow_text(key, value, problems)
+        values.append(value)
+    reference, subject_id, category, decided_text, occurred_text, legal_basis = values[:6]
+    summary, amount_text, uri = values[6:]
+    for key, value in (
+        ("reference", reference),
+        ("subject_id", subject_id),
+        ("category", category),
+        ("decided_on", decided_text),
+        ("legal_basis", legal_basis),
+    ):
+        if value is None and not any(p.location == key for p in problems):
             problems.append(Problem(key, "is required and must not be empty"))
-    decided = _date(values["decided_on"], "decided_on", problems)
-    occurred = _date(values["occurred_on"], "occurred_on", problems)
-    if decided is not None and decided > today:
-        problems.append(Problem("decided_on", f"{decided} is in the future (today is {today})"))
-    if decided is not None and occurred is not None and occurred > decided:
-        problems.append(Problem("occurred_on", f"{occurred} is after decided_on {decided}"))
-    category = values["category"]
-    if category is not None:
+    decided = _date(decided_text, "decided_on", problems)
+    occurred = _date(occurred_text, "occurred_on", problems)
+    if decided is not None:
+        if decided > today:
+            problems.append(Problem("decided_on", f"{decided} is in the future (today is {today})"))
+        if occurred is not None and occurred > decided:
+            problems.append(Problem("occurred_on", f"{occurred} is after decided_on {decided}"))
+    if category is not None and category not in policy.filable_by(authority_id):
         if category not in policy.category_by_id:
             problems.append(Problem("category", f"unknown category {category!r}"))
-        elif not policy.may_file(authority_id, category):
+        else:
             problems.append(
                 Problem("category", f"authority {authority_id!r} may not file {category!r}")
             )
     amount: Decimal | None = None
-    if values["amount"] is not None:
+    if amount_text is not None:
         try:
-            amount = Decimal(values["amount"])
-            if not amount.is_finite() or abs(amount) >= Decimal("1e16"):
+            amount = Decimal(amount_text)
+            if not amount.is_finite() or abs(amount) >= _HUGE:
                 raise InvalidOperation
         except InvalidOperation:
-            problems.append(Problem("amount", f"{values['amount'][:40]!r} is not a number"))
-    uri = values["evidence_uri"]
+            problems.append(Problem("amount", f"{amount_text[:40]!r} is not a number"))
     if uri is not None and not _URI.match(uri):
         problems.append(Problem("evidence_uri", "must be an http(s), urn or document URI"))
     if problems:
         return problems
-    assert values["reference"] and values["subject_id"] and category and decided
-    assert values["legal_basis"]
+    assert reference and subject_id and category and decided and legal_basis
     return NewRecord(
-        authority_id=authority_id,
-        reference=values["reference"],
-        subject_id=values["subject_id"],
-        category=category,
-        decided_on=decided,
-        occurred_on=occurred,
-        legal_basis=values["legal_basis"],
-        summary=values["summary"] or "",
-        amount=amount,
-        evidence_uri=uri,
+        authority_id,
+        reference,
+        subject_id,
+        category,
+        decided,
+        occurred,
+        legal_basis,
+        summary or "",
+        amount,
+        uri,
     )

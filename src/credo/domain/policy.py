@@ -293,6 +293,19 @@ class Policy(Strict):
             pending = [r for r in pending if r.id not in done]
         return list(done.values())
 
+    @cached_property
+    def _filable(self) -> dict[str, frozenset[str]]:
+        return {
+            a.id: frozenset(
+                c.id for c in self.categories if c.id in a.may_file or c.context in a.may_file
+            )
+            for a in self.authorities
+        }
+
+    def filable_by(self, authority_id: str) -> frozenset[str]:
+        """The category ids an authority may file (empty for an unknown authority)."""
+        return self._filable.get(authority_id, frozenset())
+
     def may_file(self, authority_id: str, category_id: str) -> bool:
         """Whether the authority may file records of this category."""
         authority = self.authority_by_id.get(authority_id)
