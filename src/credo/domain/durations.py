@@ -42,14 +42,27 @@ class Duration:
         return self.months == 0 and self.days == 0
 
     def exceeds(self, other: Duration) -> bool:
-        """True when, from some start date, adding self goes past adding other."""
-        if self.months != other.months and self.days == other.days == 0:
+        """True when, from some start date, adding self goes past adding other.
+
+        Month lengths and leap days vary, so the check runs over start days that cover every
+        case: the 1st (standing for days 1-28) and the 28th-31st of every month, in years
+        around an ordinary leap cycle, a leap century (2000) and a common century (2100).
+        """
+        if self.days == other.days:
             return self.months > other.months
-        # Month lengths vary, so compare over every start day of a 4-year (leap) cycle,
-        # and the non-leap century year 2100 as well.
-        starts = [date(2023, 1, 1) + timedelta(days=i) for i in range(4 * 366)]
-        starts += [date(2099, 12, 1) + timedelta(days=i) for i in range(120)]
-        return any(self.add_to(s) > other.add_to(s) for s in starts)
+        if self.months >= other.months and self.days >= other.days:
+            return True
+        if self.months <= other.months and self.days <= other.days:
+            return False
+        for year in (*range(1996, 2005), *range(2092, 2105)):
+            for month in range(1, 13):
+                last = calendar.monthrange(year, month)[1]
+                for day in (1, 28, 29, 30, 31):
+                    if day <= last:
+                        start = date(year, month, day)
+                        if self.add_to(start) > other.add_to(start):
+                            return True
+        return False
 
     def __str__(self) -> str:
         years, months = divmod(self.months, 12)

@@ -103,11 +103,11 @@ class PolicyHeader(Strict):
     @model_validator(mode="after")
     def _bounds(self) -> PolicyHeader:
         if self.score_min >= self.score_max:
-            raise ValueError("score_min must be below score_max")
+            raise ValueError("@score_min: score_min must be below score_max")
         if not self.score_min <= self.base_score <= self.score_max:
-            raise ValueError("base_score must lie between score_min and score_max")
+            raise ValueError("@base_score: base_score must lie between score_min and score_max")
         if self.objection_period.is_zero():
-            raise ValueError("objection_period must be longer than zero days")
+            raise ValueError("@objection_period: objection_period must be longer than zero days")
         return self
 
 
@@ -167,10 +167,11 @@ class Category(Strict):
     def _rules(self) -> Category:
         refusal = category_refusal(self.id, self.name)
         if refusal:
-            raise ValueError(refusal)
+            raise ValueError(f"@name: {refusal}")
         if self.cap is not None and (self.cap == 0 or (self.cap > 0) != (self.points > 0)):
             raise ValueError(
-                f"cap {self.cap} must be non-zero and have the same sign as points {self.points}"
+                f"@cap: cap {self.cap} must be non-zero and have the same sign as points "
+                f"{self.points}"
             )
         return self
 

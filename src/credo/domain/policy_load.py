@@ -60,6 +60,9 @@ def _problem(raw: dict[str, Any], err: Any) -> Problem:
             node = node.get(key) if isinstance(node, dict) else None
         i += 1
     message = err["msg"].removeprefix("Value error, ")
+    if message.startswith("@"):  # a model-level check naming its key: "@cap: ..."
+        key, message = message[1:].split(": ", 1)
+        parts.append(key)
     if err["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
     elif err["type"] == "missing":
@@ -139,7 +142,13 @@ def check_references(policy: Policy) -> list[Problem]:
         try:
             _ = policy.lists_in_evaluation_order
         except ValueError:
-            problems.append(Problem("lists", "the lists' excludes form a cycle"))
+            problems.append(
+                Problem(
+                    "lists",
+                    "the lists' excludes form a cycle: "
+                    + ", ".join(r.id for r in policy.lists if r.excludes),
+                )
+            )
 
     for measure in policy.measures:
         if measure.authority not in policy.authority_by_id:

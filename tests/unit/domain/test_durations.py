@@ -39,7 +39,11 @@ def test_garbage_and_times_of_day_are_refused(text):
 
 def test_a_duration_prints_back_in_its_iso_form():
     assert [str(Duration.parse(t)) for t in ("P2Y", "P1Y6M", "P2W", "P0D", "P18M")] == [
-        "P2Y", "P1Y6M", "P14D", "P0D", "P1Y6M",
+        "P2Y",
+        "P1Y6M",
+        "P14D",
+        "P0D",
+        "P1Y6M",
     ]
 
 

@@ -102,19 +102,34 @@ def category(id: str = "court.order_defiance", **fields: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-TRAINING = category("training.completed", name="Completed professional training",
-                    context="training", points=10, valid_for="P1Y", cap=30)
+TRAINING = category(
+    "training.completed",
+    name="Completed professional training",
+    context="training",
+    points=10,
+    valid_for="P1Y",
+    cap=30,
+)
 
 
-def policy_text(*, top: str = "", header: str = HEADER, grades: str = GRADES,
-                authorities: str = AUTHORITIES, categories: str | None = None,
-                lists: str = LISTS, measures: str = MEASURES, purposes: str = PURPOSES,
-                extra: str = "") -> str:
+def policy_text(
+    *,
+    top: str = "",
+    header: str = HEADER,
+    grades: str = GRADES,
+    authorities: str = AUTHORITIES,
+    categories: str | None = None,
+    lists: str = LISTS,
+    measures: str = MEASURES,
+    purposes: str = PURPOSES,
+    extra: str = "",
+) -> str:
     """A valid policy, with any table swapped out or something appended."""
     if categories is None:
         categories = category() + "\n" + TRAINING
-    return "\n".join([top, header, grades, authorities, categories, lists, measures,
-                      purposes, extra])
+    return "\n".join(
+        [top, header, grades, authorities, categories, lists, measures, purposes, extra]
+    )
 
 
 def problems_of(text: str) -> list[Problem]:
@@ -144,6 +159,7 @@ def test_a_valid_policy_loads():
 
 # --- DESIGN 2: no beliefs, no loyalty -------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("context", "reason"),
     [
@@ -159,8 +175,9 @@ def test_a_valid_policy_loads():
     ],
 )
 def test_a_protected_context_is_refused_with_its_own_reason(context, reason):
-    text = policy_text(categories=category("civic.thing", name="Some thing", context=context,
-                                           points=-10, cap=None))
+    text = policy_text(
+        categories=category("civic.thing", name="Some thing", context=context, points=-10, cap=None)
+    )
 
     problem = only_problem(text)
 
@@ -171,8 +188,11 @@ def test_a_protected_context_is_refused_with_its_own_reason(context, reason):
 
 
 def test_a_context_off_the_closed_list_is_refused_as_such():
-    text = policy_text(categories=category("civic.marathon", name="Ran a marathon",
-                                           context="sports", points=5, cap=None))
+    text = policy_text(
+        categories=category(
+            "civic.marathon", name="Ran a marathon", context="sports", points=5, cap=None
+        )
+    )
 
     problem = only_problem(text)
 
@@ -189,9 +209,12 @@ def test_every_context_on_the_closed_list_is_accepted(context):
 
 
 def test_a_category_named_for_party_dues_is_refused_whatever_its_context():
-    text = policy_text(categories=TRAINING + category(
-        "civic.dues", name="Party membership dues unpaid", context="civic", points=-10, cap=None
-    ))
+    text = policy_text(
+        categories=TRAINING
+        + category(
+            "civic.dues", name="Party membership dues unpaid", context="civic", points=-10, cap=None
+        )
+    )
 
     problem = only_problem(text)
 
@@ -201,18 +224,27 @@ def test_a_category_named_for_party_dues_is_refused_whatever_its_context():
 
 
 def test_a_category_name_refusal_names_the_name_key():
-    text = policy_text(categories=TRAINING + category(
-        "civic.dues", name="Party membership dues unpaid", context="civic", points=-10, cap=None
-    ))
+    text = policy_text(
+        categories=TRAINING
+        + category(
+            "civic.dues", name="Party membership dues unpaid", context="civic", points=-10, cap=None
+        )
+    )
 
     assert only_problem(text).location == "categories[civic.dues].name"
 
 
 def test_ideological_study_points_are_not_training():
-    text = policy_text(categories=category() + category(
-        "training.xuexi", name="Ideological study points", context="training", points=5,
-        cap=None,
-    ))
+    text = policy_text(
+        categories=category()
+        + category(
+            "training.xuexi",
+            name="Ideological study points",
+            context="training",
+            points=5,
+            cap=None,
+        )
+    )
 
     problem = only_problem(text)
 
@@ -221,8 +253,9 @@ def test_ideological_study_points_are_not_training():
 
 
 def test_a_measure_cannot_see_a_protected_context():
-    measures = MEASURES.replace('contexts = ["judicial", "employment"]',
-                                'contexts = ["judicial", "religion"]')
+    measures = MEASURES.replace(
+        'contexts = ["judicial", "employment"]', 'contexts = ["judicial", "religion"]'
+    )
 
     problem = only_problem(policy_text(measures=measures))
 
@@ -232,7 +265,8 @@ def test_a_measure_cannot_see_a_protected_context():
 
 # --- DESIGN 2: no lifelong scores -----------------------------------------------------
 
-@pytest.mark.parametrize("valid_for", ["P11Y", "P10Y1D", "P10Y1M", "P3653D"])
+
+@pytest.mark.parametrize("valid_for", ["P11Y", "P10Y1D", "P10Y1M", "P3653D", "P3652D"])
 def test_validity_beyond_ten_years_is_refused(valid_for):
     problem = only_problem(policy_text(categories=category(valid_for=valid_for) + TRAINING))
 
@@ -240,7 +274,7 @@ def test_validity_beyond_ten_years_is_refused(valid_for):
     assert "10-year maximum" in problem.message
 
 
-@pytest.mark.parametrize("valid_for", ["P10Y", "P120M", "P9Y11M", "P3652D"])
+@pytest.mark.parametrize("valid_for", ["P10Y", "P120M", "P9Y11M", "P3651D"])
 def test_validity_of_ten_years_or_less_is_accepted(valid_for):
     policy = load_policy(policy_text(categories=category(valid_for=valid_for) + TRAINING))
 
@@ -256,6 +290,7 @@ def test_validity_that_is_not_a_duration_is_refused(valid_for):
 
 
 # --- unknown keys ---------------------------------------------------------------------
+
 
 def test_an_unknown_top_level_key_is_refused():
     problem = only_problem(policy_text(top="colour = 1"))
@@ -279,6 +314,7 @@ def test_an_unknown_key_in_a_category_is_refused():
 
 
 # --- cross references -----------------------------------------------------------------
+
 
 def test_a_list_condition_naming_an_unknown_category_is_refused():
     lists = LISTS.replace('any_of = ["court.order_defiance"]', 'any_of = ["court.contempt"]')
@@ -357,8 +393,9 @@ def test_a_measure_triggered_by_an_unknown_grade_is_refused():
 
 
 def test_a_purpose_for_an_unknown_authority_is_refused():
-    purposes = PURPOSES.replace('authorities = ["city-personnel"]',
-                                'authorities = ["city-personnel", "city-zoo"]')
+    purposes = PURPOSES.replace(
+        'authorities = ["city-personnel"]', 'authorities = ["city-personnel", "city-zoo"]'
+    )
 
     problem = only_problem(policy_text(purposes=purposes))
 
@@ -367,7 +404,9 @@ def test_a_purpose_for_an_unknown_authority_is_refused():
 
 
 def test_an_authority_filing_neither_a_context_nor_a_category_is_refused():
-    authorities = AUTHORITIES.replace('may_file = ["judicial"]', 'may_file = ["judicial", "gossip"]')
+    authorities = AUTHORITIES.replace(
+        'may_file = ["judicial"]', 'may_file = ["judicial", "gossip"]'
+    )
 
     problem = only_problem(policy_text(authorities=authorities))
 
@@ -376,14 +415,13 @@ def test_an_authority_filing_neither_a_context_nor_a_category_is_refused():
 
 
 COURT = AUTHORITIES[: AUTHORITIES.index("[[authorities]]", 10)]
-EXEMPLARY = LISTS[LISTS.index('[[lists]]\nid = "exemplary"'):]
+EXEMPLARY = LISTS[LISTS.index('[[lists]]\nid = "exemplary"') :]
 
 
 @pytest.mark.parametrize(
     ("table", "ident", "tables"),
     [
-        ("categories", "court.order_defiance",
-         {"categories": category() + category() + TRAINING}),
+        ("categories", "court.order_defiance", {"categories": category() + category() + TRAINING}),
         ("authorities", "city-court", {"authorities": AUTHORITIES + COURT}),
         ("lists", "exemplary", {"lists": LISTS + EXEMPLARY}),
         ("purposes", "promotion-review", {"purposes": PURPOSES + PURPOSES}),
@@ -431,7 +469,8 @@ def test_a_base_score_refusal_names_the_base_score_key():
 
 
 @pytest.mark.parametrize(
-    ("points", "cap"), [(-100, 200), (20, -40), (-100, 0)],
+    ("points", "cap"),
+    [(-100, 200), (20, -40), (-100, 0)],
 )
 def test_a_cap_of_the_wrong_sign_is_refused(points, cap):
     text = policy_text(categories=category(points=points, cap=cap) + TRAINING)
@@ -460,10 +499,18 @@ def test_invalid_toml_is_a_policy_error():
 def test_every_problem_in_the_tables_is_reported_at_once():
     categories = (
         category(context="political")
-        + category("tax.arrears", name="Tax arrears", context="tax", points=-60,
-                   valid_for="P11Y", cap=None)
-        + category("training.completed", name="Completed training", context="training",
-                   points=10, valid_for="P1Y", cap=None, colour="blue")
+        + category(
+            "tax.arrears", name="Tax arrears", context="tax", points=-60, valid_for="P11Y", cap=None
+        )
+        + category(
+            "training.completed",
+            name="Completed training",
+            context="training",
+            points=10,
+            valid_for="P1Y",
+            cap=None,
+            colour="blue",
+        )
     )
 
     problems = problems_of(policy_text(categories=categories))

@@ -159,17 +159,21 @@ def policy():
 @pytest.fixture
 def standing(policy):
     """Compute a standing of subject s-001 from records as of an ISO day."""
+
     def compute(records, as_of):
         return compute_standing(policy, "s-001", records, d(as_of))
+
     return compute
 
 
 @pytest.fixture
 def effective(policy):
     """Whether one record is effective on an ISO day."""
+
     def check(record, day):
         category = policy.category_by_id[record.category]
         return is_effective(record, category, policy.policy.objection_period, d(day))
+
     return check
 
 
@@ -179,13 +183,15 @@ def points_of(standing):
 
 # --- the worked example ---------------------------------------------------------------
 
+
 @pytest.fixture
 def worked_example(make_record):
     return [
         make_record("court.order_defiance", "2026-03-01", reference="2026-EX-31"),
         make_record("tax.arrears", "2025-02-01", authority="city-tax", reference="T-2025-7"),
-        make_record("civic.volunteering", "2026-02-01", authority="city-personnel",
-                    reference="V-88"),
+        make_record(
+            "civic.volunteering", "2026-02-01", authority="city-personnel", reference="V-88"
+        ),
         make_record("court.order_defiance", "2026-01-10", reference="2026-EX-17"),
     ]
 
@@ -200,15 +206,30 @@ def test_worked_example_on_15_march_2026(standing, worked_example):
         "lists": ["dishonest"],
         "measures": ["hr.no_promotion"],
         "explanation": [
-            {"authority": "city-court", "reference": "2026-EX-17",
-             "category": "court.order_defiance", "points": -100,
-             "effective_until": "2028-01-10", "capped": False},
-            {"authority": "city-personnel", "reference": "V-88",
-             "category": "civic.volunteering", "points": 20,
-             "effective_until": "2027-02-01", "capped": False},
-            {"authority": "city-court", "reference": "2026-EX-31",
-             "category": "court.order_defiance", "points": -100,
-             "effective_until": "2028-03-01", "capped": False},
+            {
+                "authority": "city-court",
+                "reference": "2026-EX-17",
+                "category": "court.order_defiance",
+                "points": -100,
+                "effective_until": "2028-01-10",
+                "capped": False,
+            },
+            {
+                "authority": "city-personnel",
+                "reference": "V-88",
+                "category": "civic.volunteering",
+                "points": 20,
+                "effective_until": "2027-02-01",
+                "capped": False,
+            },
+            {
+                "authority": "city-court",
+                "reference": "2026-EX-31",
+                "category": "court.order_defiance",
+                "points": -100,
+                "effective_until": "2028-03-01",
+                "capped": False,
+            },
         ],
     }
 
@@ -223,9 +244,14 @@ def test_worked_example_on_10_january_2028(standing, worked_example):
         "lists": ["dishonest"],
         "measures": ["hr.no_promotion"],
         "explanation": [
-            {"authority": "city-court", "reference": "2026-EX-31",
-             "category": "court.order_defiance", "points": -100,
-             "effective_until": "2028-03-01", "capped": False},
+            {
+                "authority": "city-court",
+                "reference": "2026-EX-31",
+                "category": "court.order_defiance",
+                "points": -100,
+                "effective_until": "2028-03-01",
+                "capped": False,
+            },
         ],
     }
 
@@ -241,11 +267,16 @@ def test_worked_example_tax_arrears_expire_on_their_anniversary(standing, worked
 def test_nothing_on_file_gives_the_base_score(standing):
     result = standing([], "2026-03-15")
     assert (result.score, result.grade, result.lists, result.measures, result.explanation) == (
-        1000, "B", (), (), ()
+        1000,
+        "B",
+        (),
+        (),
+        (),
     )
 
 
 # --- DESIGN 5.2: caps -----------------------------------------------------------------
+
 
 def test_records_past_a_negative_cap_count_only_what_is_left(standing, make_record):
     records = [
@@ -257,7 +288,9 @@ def test_records_past_a_negative_cap_count_only_what_is_left(standing, make_reco
 
     result = standing(records[1:], "2026-02-01")
     assert [(line.points, line.capped) for line in result.explanation] == [
-        (-100, False), (-100, False), (-50, True),
+        (-100, False),
+        (-100, False),
+        (-50, True),
     ]
     assert [line.reference for line in result.explanation] == [
         r.reference for r in reversed(records[1:])
@@ -266,19 +299,26 @@ def test_records_past_a_negative_cap_count_only_what_is_left(standing, make_reco
 
     result = standing(records, "2026-02-01")
     assert [(line.points, line.capped) for line in result.explanation] == [
-        (-100, False), (-100, False), (-50, True), (0, True),
+        (-100, False),
+        (-100, False),
+        (-50, True),
+        (0, True),
     ]
     assert result.score == 750
 
 
 def test_records_past_a_positive_cap_count_only_what_is_left(standing, make_record):
-    records = [make_record("civic.award", f"2026-01-0{n}", authority="city-personnel")
-               for n in range(1, 5)]
+    records = [
+        make_record("civic.award", f"2026-01-0{n}", authority="city-personnel") for n in range(1, 5)
+    ]
 
     result = standing(records, "2026-02-01")
 
     assert [(line.points, line.capped) for line in result.explanation] == [
-        (100, False), (100, False), (50, True), (0, True),
+        (100, False),
+        (100, False),
+        (50, True),
+        (0, True),
     ]
     assert result.score == 1250
 
@@ -294,7 +334,9 @@ def test_the_cap_is_reached_by_the_records_decided_first(standing, make_record):
     result = standing(records, "2026-02-01")
 
     assert [(line.authority, line.reference, line.points) for line in result.explanation] == [
-        ("city-court", "Z", -100), ("city-personnel", "A", -100), ("city-personnel", "B", -50),
+        ("city-court", "Z", -100),
+        ("city-personnel", "A", -100),
+        ("city-personnel", "B", -50),
     ]
 
 
@@ -318,11 +360,13 @@ def test_an_expired_record_frees_room_under_the_cap(standing, make_record):
     assert points_of(standing(records, "2026-01-09")) == [-100, -100]
     assert points_of(standing(records, "2026-01-10")) == [-100, -100]
     assert [line.reference for line in standing(records, "2026-01-10").explanation] == [
-        records[1].reference, records[2].reference,
+        records[1].reference,
+        records[2].reference,
     ]
 
 
 # --- DESIGN 5.1: effective ------------------------------------------------------------
+
 
 def test_a_record_counts_from_the_day_it_is_decided(effective, make_record):
     record = make_record("court.order_defiance", "2026-01-10")
@@ -330,8 +374,7 @@ def test_a_record_counts_from_the_day_it_is_decided(effective, make_record):
     assert effective(record, "2026-01-10")
 
 
-def test_a_record_counts_until_the_day_before_its_validity_ends(effective, standing,
-                                                                 make_record):
+def test_a_record_counts_until_the_day_before_its_validity_ends(effective, standing, make_record):
     record = make_record("court.order_defiance", "2026-01-10")
 
     assert effective(record, "2028-01-09")
@@ -357,8 +400,9 @@ def test_a_revoked_record_never_counts(effective, standing, make_record):
 
 
 def test_a_repair_ends_the_effect_early(effective, standing, make_record):
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         repaired_on="2026-06-01")
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", repaired_on="2026-06-01"
+    )
 
     assert effective(record, "2026-05-31")
     assert not effective(record, "2026-06-01")
@@ -367,8 +411,9 @@ def test_a_repair_ends_the_effect_early(effective, standing, make_record):
 
 
 def test_a_repair_after_expiry_does_not_extend_the_effect(effective, standing, make_record):
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         repaired_on="2027-06-01")
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", repaired_on="2027-06-01"
+    )
 
     assert not effective(record, "2027-01-10")
     assert standing([record], "2026-05-31").explanation[0].effective_until == d("2027-01-10")
@@ -376,10 +421,13 @@ def test_a_repair_after_expiry_does_not_extend_the_effect(effective, standing, m
 
 # --- DESIGN 5.1: objections -----------------------------------------------------------
 
+
 def test_an_objection_suspends_a_disputed_category_from_filing_until_decision(
-        effective, standing, make_record):
-    record = make_record("court.order_defiance", "2026-01-10",
-                         disputes=[("2026-02-01", "2026-02-20")])
+    effective, standing, make_record
+):
+    record = make_record(
+        "court.order_defiance", "2026-01-10", disputes=[("2026-02-01", "2026-02-20")]
+    )
 
     assert effective(record, "2026-01-31")
     assert not effective(record, "2026-02-01")
@@ -389,11 +437,11 @@ def test_an_objection_suspends_a_disputed_category_from_filing_until_decision(
     assert (suspended.score, suspended.lists, suspended.explanation) == (1000, (), ())
 
 
-def test_a_record_still_counts_under_objection_until_the_review_is_due(effective,
-                                                                        make_record):
+def test_a_record_still_counts_under_objection_until_the_review_is_due(effective, make_record):
     # suspend_while_disputed = false; filed 1 Feb, due 30 days later (default): 3 Mar.
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         disputes=[("2026-02-01", "2026-03-20")])
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", disputes=[("2026-02-01", "2026-03-20")]
+    )
 
     assert effective(record, "2026-02-01")
     assert effective(record, "2026-03-02")
@@ -402,28 +450,27 @@ def test_a_record_still_counts_under_objection_until_the_review_is_due(effective
     assert effective(record, "2026-03-20")
 
 
-def test_an_objection_decided_in_time_never_suspends_an_undisputed_category(effective,
-                                                                             make_record):
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         disputes=[("2026-02-01", "2026-02-15")])
+def test_an_objection_decided_in_time_never_suspends_an_undisputed_category(effective, make_record):
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", disputes=[("2026-02-01", "2026-02-15")]
+    )
 
     for day in ("2026-02-01", "2026-02-14", "2026-02-15", "2026-03-03", "2026-12-31"):
         assert effective(record, day)
 
 
 def test_an_overdue_objection_suspends_the_record(standing, make_record):
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         disputes=[("2026-02-01", None)])
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", disputes=[("2026-02-01", None)]
+    )
 
     assert standing([record], "2026-03-02").score == 940
     assert standing([record], "2026-03-03").score == 1000
     assert standing([record], "2027-01-09").score == 1000
 
 
-def test_an_open_objection_suspends_a_disputed_category_until_it_expires(effective,
-                                                                          make_record):
-    record = make_record("court.order_defiance", "2026-01-10",
-                         disputes=[("2026-02-01", None)])
+def test_an_open_objection_suspends_a_disputed_category_until_it_expires(effective, make_record):
+    record = make_record("court.order_defiance", "2026-01-10", disputes=[("2026-02-01", None)])
 
     assert effective(record, "2026-01-31")
     for day in ("2026-02-01", "2026-03-03", "2027-12-31"):
@@ -431,10 +478,12 @@ def test_an_open_objection_suspends_a_disputed_category_until_it_expires(effecti
 
 
 def test_the_objection_period_comes_from_the_policy(make_record):
-    policy = load_policy(POLICY.replace('score_max = 2000',
-                                        'score_max = 2000\nobjection_period = "P10D"'))
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         disputes=[("2026-02-01", None)])
+    policy = load_policy(
+        POLICY.replace("score_max = 2000", 'score_max = 2000\nobjection_period = "P10D"')
+    )
+    record = make_record(
+        "tax.arrears", "2026-01-10", authority="city-tax", disputes=[("2026-02-01", None)]
+    )
     category = policy.category_by_id["tax.arrears"]
     period = policy.policy.objection_period
 
@@ -443,9 +492,12 @@ def test_the_objection_period_comes_from_the_policy(make_record):
 
 
 def test_any_one_of_several_objections_suspends(effective, make_record):
-    record = make_record("tax.arrears", "2026-01-10", authority="city-tax",
-                         disputes=[Dispute(d("2026-02-01"), d("2026-02-10")),
-                                   Dispute(d("2026-04-01"), None)])
+    record = make_record(
+        "tax.arrears",
+        "2026-01-10",
+        authority="city-tax",
+        disputes=[Dispute(d("2026-02-01"), d("2026-02-10")), Dispute(d("2026-04-01"), None)],
+    )
 
     assert effective(record, "2026-03-10")
     assert effective(record, "2026-04-30")  # second one filed 1 Apr, due 1 May
@@ -454,20 +506,22 @@ def test_any_one_of_several_objections_suspends(effective, make_record):
 
 # --- DESIGN 5.1: corrections ----------------------------------------------------------
 
-def test_a_correction_replaces_the_record_from_the_day_of_its_decision(standing,
-                                                                       make_record):
-    old = make_record("court.order_defiance", "2026-01-10", reference="X-1",
-                      counts_until="2026-04-01")
-    new = make_record("admin.warning", "2026-01-10", reference="X-1",
-                      counts_from="2026-04-01")
+
+def test_a_correction_replaces_the_record_from_the_day_of_its_decision(standing, make_record):
+    old = make_record(
+        "court.order_defiance", "2026-01-10", reference="X-1", counts_until="2026-04-01"
+    )
+    new = make_record("admin.warning", "2026-01-10", reference="X-1", counts_from="2026-04-01")
 
     before = standing([old, new], "2026-03-31")
     after = standing([old, new], "2026-04-01")
 
-    assert [(line.category, line.points, line.effective_until) for line in before.explanation] \
-        == [("court.order_defiance", -100, d("2026-04-01"))]
-    assert [(line.category, line.points, line.effective_until) for line in after.explanation] \
-        == [("admin.warning", -100, d("2027-01-10"))]
+    assert [(line.category, line.points, line.effective_until) for line in before.explanation] == [
+        ("court.order_defiance", -100, d("2026-04-01"))
+    ]
+    assert [(line.category, line.points, line.effective_until) for line in after.explanation] == [
+        ("admin.warning", -100, d("2027-01-10"))
+    ]
     assert before.lists == ("dishonest",)
     assert after.lists == ()
 
@@ -482,9 +536,11 @@ def test_a_corrected_version_still_ends_with_its_validity(effective, make_record
 
 # --- DESIGN 5.3/5.4: score and grade --------------------------------------------------
 
+
 def test_the_score_is_clamped_at_score_min(standing, make_record):
-    records = [make_record("finance.fraud", f"2026-01-0{n}", authority="city-personnel")
-               for n in (1, 2)]
+    records = [
+        make_record("finance.fraud", f"2026-01-0{n}", authority="city-personnel") for n in (1, 2)
+    ]
 
     result = standing(records, "2026-02-01")
 
@@ -494,8 +550,9 @@ def test_the_score_is_clamped_at_score_min(standing, make_record):
 
 
 def test_the_score_is_clamped_at_score_max(standing, make_record):
-    records = [make_record("civic.medal", f"2026-01-0{n}", authority="city-personnel")
-               for n in (1, 2)]
+    records = [
+        make_record("civic.medal", f"2026-01-0{n}", authority="city-personnel") for n in (1, 2)
+    ]
 
     result = standing(records, "2026-02-01")
 
@@ -505,15 +562,19 @@ def test_the_score_is_clamped_at_score_max(standing, make_record):
 
 @pytest.mark.parametrize(
     ("warnings", "volunteering", "score", "grade"),
-    [(0, 3, 1060, "A"), (0, 0, 1000, "B"), (1, 0, 900, "C"), (1, 4, 980, "C"),
-     (2, 0, 800, "D")],
+    [(0, 3, 1060, "A"), (0, 0, 1000, "B"), (1, 0, 900, "C"), (1, 4, 980, "C"), (2, 0, 800, "D")],
 )
 def test_the_grade_is_the_first_band_whose_min_the_score_reaches(
-        standing, make_record, warnings, volunteering, score, grade):
-    records = [make_record("admin.warning", "2026-01-01", authority="city-personnel")
-               for _ in range(warnings)]
-    records += [make_record("civic.volunteering", "2026-01-01", authority="city-personnel")
-                for _ in range(volunteering)]
+    standing, make_record, warnings, volunteering, score, grade
+):
+    records = [
+        make_record("admin.warning", "2026-01-01", authority="city-personnel")
+        for _ in range(warnings)
+    ]
+    records += [
+        make_record("civic.volunteering", "2026-01-01", authority="city-personnel")
+        for _ in range(volunteering)
+    ]
 
     result = standing(records, "2026-02-01")
 
@@ -522,9 +583,11 @@ def test_the_grade_is_the_first_band_whose_min_the_score_reaches(
 
 # --- DESIGN 5.5: lists and measures ---------------------------------------------------
 
+
 def test_a_red_list_excludes_whoever_is_on_the_black_list(standing, make_record):
-    awards = [make_record("civic.award", f"2026-01-0{n}", authority="city-personnel")
-              for n in (1, 2, 3)]
+    awards = [
+        make_record("civic.award", f"2026-01-0{n}", authority="city-personnel") for n in (1, 2, 3)
+    ]
     defiance = make_record("court.order_defiance", "2026-01-05")
 
     assert standing(awards, "2026-02-01").lists == ("exemplary",)
@@ -534,8 +597,10 @@ def test_a_red_list_excludes_whoever_is_on_the_black_list(standing, make_record)
 
 
 def test_a_grade_puts_a_subject_on_a_list(standing, make_record):
-    records = [make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
-               for n in range(4)]
+    records = [
+        make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
+        for n in range(4)
+    ]
 
     result = standing(records, "2026-02-01")
 
@@ -543,8 +608,10 @@ def test_a_grade_puts_a_subject_on_a_list(standing, make_record):
 
 
 def test_a_tax_default_cannot_trigger_a_training_measure(standing, make_record):
-    records = [make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
-               for n in range(4)]
+    records = [
+        make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
+        for n in range(4)
+    ]
 
     result = standing(records, "2026-02-01")
 
@@ -566,8 +633,10 @@ def test_training_records_trigger_the_training_measure(standing, make_record):
 
 def test_a_measure_sees_only_its_contexts_even_for_list_triggers(standing, make_record):
     # On 'dishonest' by grade D from tax alone: the judicial/employment measure stays off.
-    records = [make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
-               for n in range(4)]
+    records = [
+        make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
+        for n in range(4)
+    ]
     records.append(make_record("court.order_defiance", "2024-01-01"))  # expired 2026-01-01
 
     result = standing(records, "2026-02-01")
@@ -577,8 +646,10 @@ def test_a_measure_sees_only_its_contexts_even_for_list_triggers(standing, make_
 
 
 def test_measures_appear_in_policy_order(standing, make_record):
-    records = [make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
-               for n in range(4)]
+    records = [
+        make_record("tax.arrears", "2026-01-01", authority="city-tax", reference=f"T{n}")
+        for n in range(4)
+    ]
     records.append(make_record("training.failed", "2026-01-01", authority="city-personnel"))
     records.append(make_record("court.order_defiance", "2026-01-01"))
 
@@ -589,11 +660,12 @@ def test_measures_appear_in_policy_order(standing, make_record):
 
 # --- DESIGN 5.2/5.6: explanation ------------------------------------------------------
 
+
 def test_the_explanation_is_ordered_by_decision_day_then_authority_then_reference(
-        standing, make_record):
+    standing, make_record
+):
     records = [
-        make_record("civic.volunteering", "2026-01-02", authority="city-personnel",
-                    reference="A"),
+        make_record("civic.volunteering", "2026-01-02", authority="city-personnel", reference="A"),
         make_record("tax.arrears", "2026-01-01", authority="city-tax", reference="A"),
         make_record("admin.warning", "2026-01-01", authority="city-personnel", reference="B"),
         make_record("admin.warning", "2026-01-01", authority="city-personnel", reference="A"),
@@ -603,8 +675,11 @@ def test_the_explanation_is_ordered_by_decision_day_then_authority_then_referenc
     result = standing(records, "2026-02-01")
 
     assert [(line.authority, line.reference) for line in result.explanation] == [
-        ("city-court", "Z"), ("city-personnel", "A"), ("city-personnel", "B"),
-        ("city-tax", "A"), ("city-personnel", "A"),
+        ("city-court", "Z"),
+        ("city-personnel", "A"),
+        ("city-personnel", "B"),
+        ("city-tax", "A"),
+        ("city-personnel", "A"),
     ]
     assert [line.category for line in result.explanation][-1] == "civic.volunteering"
 

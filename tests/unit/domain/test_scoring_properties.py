@@ -158,15 +158,21 @@ def _record(index: int, drawn: tuple, plain: bool) -> RecordFacts:
             "revoked": revoked,
             "repaired_on": _later(decided, repaired),
             "disputes": tuple(
-                Dispute(filed_on=(filed := decided + timedelta(days=f)),
-                        decided_on=_later(filed, x))
+                Dispute(
+                    filed_on=(filed := decided + timedelta(days=f)), decided_on=_later(filed, x)
+                )
                 for f, x in disputes
             ),
             "counts_from": _later(decided, since),
             "counts_until": _later(decided, until),
         }
-    return RecordFacts(authority=authority, reference=f"R{index:02d}", category=category,
-                       decided_on=decided, **extra)
+    return RecordFacts(
+        authority=authority,
+        reference=f"R{index:02d}",
+        category=category,
+        decided_on=decided,
+        **extra,
+    )
 
 
 _SIZED = {n: st.lists(_RECORD, min_size=n, max_size=n) for n in range(17)}
@@ -181,7 +187,8 @@ def registers(plain: bool = False) -> st.SearchStrategy[list[RecordFacts]]:
 
 
 AS_OF = days(START - timedelta(days=10), END + timedelta(days=120)) | days(
-    date(2024, 2, 20), date(2024, 4, 20))
+    date(2024, 2, 20), date(2024, 4, 20)
+)
 
 
 def standing(records, as_of):
@@ -220,13 +227,12 @@ def test_each_category_counts_its_points_clamped_at_its_cap(records, as_of):
         total = sum(line.points for line in lines)
         expected = len(lines) * category.points
         if category.cap is not None:
-            expected = max(expected, category.cap) if category.cap < 0 else min(
-                expected, category.cap)
+            expected = (
+                max(expected, category.cap) if category.cap < 0 else min(expected, category.cap)
+            )
             assert abs(total) <= abs(category.cap)
         assert total == expected
-        assert all(
-            line.capped == (line.points != category.points) for line in lines
-        )
+        assert all(line.capped == (line.points != category.points) for line in lines)
 
 
 @PROPERTY
@@ -238,8 +244,7 @@ def test_the_explanation_accounts_for_the_score(records, as_of):
     if HEADER.score_min <= raw <= HEADER.score_max:
         assert result.score == raw
     else:
-        assert result.score == (HEADER.score_min if raw < HEADER.score_min
-                                else HEADER.score_max)
+        assert result.score == (HEADER.score_min if raw < HEADER.score_min else HEADER.score_max)
 
 
 @PROPERTY
@@ -305,7 +310,8 @@ def test_the_grade_and_lists_follow_from_the_score_and_records(records, as_of):
     expected_grade = next(g.name for g in POLICY.grades if g.min <= result.score)
     assert result.grade == expected_grade
     dishonest = result.grade == "D" or any(
-        line.category == "judicial.defiance" for line in result.explanation)
+        line.category == "judicial.defiance" for line in result.explanation
+    )
     assert ("dishonest" in result.lists) is dishonest
     assert ("exemplary" in result.lists) is (result.grade == "A" and not dishonest)
 
@@ -313,8 +319,10 @@ def test_the_grade_and_lists_follow_from_the_score_and_records(records, as_of):
 @PROPERTY
 @given(registers(), AS_OF, st.sampled_from(["judicial.defiance", "tax.arrears"]))
 def test_filing_a_negative_record_never_raises_the_score(records, as_of, category):
-    worse = [*records, RecordFacts(authority="court", reference="NEW", category=category,
-                                   decided_on=as_of)]
+    worse = [
+        *records,
+        RecordFacts(authority="court", reference="NEW", category=category, decided_on=as_of),
+    ]
 
     assert standing(worse, as_of).score <= standing(records, as_of).score
 
@@ -322,7 +330,12 @@ def test_filing_a_negative_record_never_raises_the_score(records, as_of, categor
 @PROPERTY
 @given(registers(), AS_OF)
 def test_a_revoked_record_changes_nothing(records, as_of):
-    revoked = RecordFacts(authority="court", reference="REVOKED", category="judicial.defiance",
-                          decided_on=as_of, revoked=True)
+    revoked = RecordFacts(
+        authority="court",
+        reference="REVOKED",
+        category="judicial.defiance",
+        decided_on=as_of,
+        revoked=True,
+    )
 
     assert standing([*records, revoked], as_of) == standing(records, as_of)
