@@ -15,17 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import warnings
-
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
-
-with warnings.catch_warnings():
-    # Starlette 1.x deprecates plain httpx in favour of httpx2, which the project does not
-    # pin yet; under filterwarnings=error that notice alone would stop the whole folder.
-    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
-    from fastapi.testclient import TestClient
 
 from credo.api.app import create_app
 from credo.services.keys import add_key

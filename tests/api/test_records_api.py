@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from tests.api.conftest import PROBLEM, Api, assert_problem
+from credo.api.app import create_app
+from tests.api.conftest import PROBLEM, Api, TestClient, assert_problem
 from tests.factories import record
 
 RECORDS = "/v1/records"
@@ -147,6 +151,9 @@ REFUSED = {
     "occurred-after-decided": (defiance(occurred_on="2026-02-01"), "occurred_on"),
     "summary-too-long": (defiance(summary="x" * 2001), "summary"),
     "not-a-date": (record("R-D", "s-001", "court.order_defiance", "2026-02-30"), "decided_on"),
+    "unknown-field": (defiance(remarks="seen at a protest"), "remarks"),
+    "amount-not-a-number": (defiance(amount="a lot"), "amount"),
+    "amount-boolean": (defiance(amount=True), "amount"),
 }
 
 
@@ -159,6 +166,41 @@ def test_a_refused_record_is_422_problem_naming_the_field_and_stores_nothing(
     assert_problem(response, 422, field)
     assert stored(api) == before
     assert api.count("batches", "kind = 'records'") == 0
+
+
+def test_two_simultaneous_identical_filings_store_one_record_and_both_succeed(api: Api) -> None:
+    """A client retrying before its first request answered must not see an error."""
+    engine = api.register.engine
+    # A crash must show as the 500 a client would get, not as a traceback in the test.
+    with (
+        TestClient(create_app(api.register), raise_server_exceptions=False) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+
+        def post() -> tuple[int, str]:
+            response = client.post(RECORDS, json=defiance(), headers=api.auth("city-court"))
+            return response.status_code, response.text
+
+        if engine.dialect.name == "postgresql":
+            # Hold inserts back until both requests have looked for the reference, so the
+            # two transactions really overlap (SQLite serialises writers by itself).
+            with engine.connect() as gate, gate.begin():
+                gate.execute(text("LOCK TABLE records IN SHARE MODE"))
+                futures = [pool.submit(post), pool.submit(post)]
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    waiting = gate.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar_one()
+                    if waiting >= 2:
+                        break
+                    time.sleep(0.02)
+        else:
+            futures = [pool.submit(post), pool.submit(post)]
+        results = [f.result(timeout=30) for f in futures]
+    assert sorted(status for status, _ in results) == [200, 201], results
+    assert json.loads(results[0][1])["id"] == json.loads(results[1][1])["id"]
+    assert api.count("records") == 1
 
 
 def test_a_body_that_is_not_json_is_a_422_problem(api: Api) -> None:

@@ -158,8 +158,11 @@ def test_tax_strict_is_never_shown_to_the_court_nor_hr_no_promotion_to_tax(worke
 
 @pytest.mark.parametrize(
     ("authority", "purpose"),
-    [("city-tax", "promotion-review"), ("city-court", "promotion-review"),
-     ("city-personnel", "tax-check")],
+    [
+        ("city-tax", "promotion-review"),
+        ("city-court", "promotion-review"),
+        ("city-personnel", "tax-check"),
+    ],
 )
 def test_a_purpose_not_open_to_the_authority_is_403_naming_it(
     worked: Api, authority: str, purpose: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RecordCreate(BaseModel):
@@ -21,6 +21,13 @@ class RecordCreate(BaseModel):
     summary: str = Field(default="", max_length=2000)
     amount: str | float | None = None
     evidence_uri: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number or a numeric string, not a boolean")
+        return value
 
 
 class StandingRef(BaseModel):

@@ -228,7 +228,7 @@ def import_records(
         if candidates:
             now = register.clock.now()
             with register.write() as conn:
-                lock_register(conn, exclusive=False)
+                lock_register(conn, exclusive=False, authority_id=authority_id)
                 known = set(
                     repository.existing_subjects(conn, (c[1].subject_id for c in candidates))
                 )
@@ -278,7 +278,7 @@ def file_record(
     row_hash = result.content_hash()
     now = register.clock.now()
     with register.write() as conn:
-        lock_register(conn, exclusive=False)
+        lock_register(conn, exclusive=False, authority_id=authority_id)
         version_id, policy = register.active_policy(conn)
         report = ImportReport()
         rejects: list[Reject] = []

@@ -258,9 +258,16 @@ def _advance(conn: Connection, through: int, as_of: date) -> None:
         )
 
 
-def lock_register(conn: Connection, *, exclusive: bool) -> None:
-    """Filers share the register lock; a rescore takes it alone (PostgreSQL; SQLite serialises)."""
+def lock_register(conn: Connection, *, exclusive: bool, authority_id: str | None = None) -> None:
+    """Filers share the register lock; a rescore takes it alone (PostgreSQL; SQLite serialises).
+
+    A filer also takes its authority's lock, so two filings of the same reference queue up
+    and the second one sees the first as already stored.
+    """
     if is_sqlite(conn):
         return
     mode = "" if exclusive else "_shared"
     conn.execute(text(f"SELECT pg_advisory_xact_lock{mode}(7276002)"))
+    if authority_id is not None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(7276003, hashtext(:a))"),
+                     {"a": authority_id})
