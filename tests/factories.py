@@ -138,27 +138,40 @@ def rows(items: Iterable[dict[str, Any]], first_line: int = 2) -> list[SourceRow
 
 def subject(n: int, **extra: Any) -> dict[str, Any]:
     """A subject row."""
-    return {"subject_id": f"s-{n:03d}", "name": f"Person {n}", "organisation": "Tax Bureau",
-            "position": "Clerk", **extra}
+    return {
+        "subject_id": f"s-{n:03d}",
+        "name": f"Person {n}",
+        "organisation": "Tax Bureau",
+        "position": "Clerk",
+        **extra,
+    }
 
 
-def record(reference: str, subject_id: str, category: str, decided_on: date | str,
-           **extra: Any) -> dict[str, Any]:
+def record(
+    reference: str, subject_id: str, category: str, decided_on: date | str, **extra: Any
+) -> dict[str, Any]:
     """A record row."""
-    return {"reference": reference, "subject_id": subject_id, "category": category,
-            "decided_on": str(decided_on), "legal_basis": "Test Law art. 1",
-            "summary": f"{category} {reference}", **extra}
+    return {
+        "reference": reference,
+        "subject_id": subject_id,
+        "category": category,
+        "decided_on": str(decided_on),
+        "legal_basis": "Test Law art. 1",
+        "summary": f"{category} {reference}",
+        **extra,
+    }
 
 
 def seed_register(register: Register, subjects: int = 3, policy: str = WORKED_POLICY) -> None:
     """Activate a policy and register `subjects` people (s-001...)."""
     activate_policy(register, policy, actor="test", comment="seed")
-    import_subjects(register, rows(subject(n) for n in range(1, subjects + 1)), actor="test",
-                    source="seed")
+    import_subjects(
+        register, rows(subject(n) for n in range(1, subjects + 1)), actor="test", source="seed"
+    )
 
 
-def file_rows(register: Register, authority: str, items: Iterable[dict[str, Any]]
-              ) -> ImportReport:
+def file_rows(register: Register, authority: str, items: Iterable[dict[str, Any]]) -> ImportReport:
     """Import record rows for one authority."""
-    return import_records(register, rows(items), authority_id=authority, actor="test",
-                          source="test")
+    return import_records(
+        register, rows(items), authority_id=authority, actor="test", source="test"
+    )

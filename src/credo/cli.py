@@ -38,7 +38,7 @@ app.add_typer(subjects_app, name="subjects")
 app.add_typer(audit_app, name="audit")
 app.add_typer(authority_app, name="authority")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _actor() -> str:

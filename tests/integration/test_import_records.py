@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from credo.clock import FixedDateClock
 from credo.domain.durations import Duration
 from credo.domain.errors import ValidationError
 from credo.domain.filing import RECORD_FIELDS
@@ -23,8 +24,15 @@ from credo.store.tables import records, standings, subjects
 from tests.conftest import TODAY
 from tests.factories import record, rows, seed_register, subject
 
-COLUMNS = ["reference", "subject_id", "category", "decided_on", "occurred_on", "legal_basis",
-           "summary"]
+COLUMNS = [
+    "reference",
+    "subject_id",
+    "category",
+    "decided_on",
+    "occurred_on",
+    "legal_basis",
+    "summary",
+]
 
 
 def write_csv(path: Path, items: list[dict[str, Any]], columns: list[str] = COLUMNS) -> Path:
@@ -45,8 +53,9 @@ def write_jsonl(path: Path, lines: list[Any]) -> Path:
     return path
 
 
-def import_file(register: Register, path: Path, authority: str = "city-court"
-                ) -> tuple[ImportReport, dict[int, Reject]]:
+def import_file(
+    register: Register, path: Path, authority: str = "city-court"
+) -> tuple[ImportReport, dict[int, Reject]]:
     """Import a file as `credo import FILE --authority ID` does; rejects keyed by line."""
     rejects: dict[int, Reject] = {}
 
@@ -87,8 +96,9 @@ def assert_rejected(rejects: dict[int, Reject], line: int, field: str, words: st
 
 
 GOOD = record("GOOD-1", "s-001", "court.order_defiance", "2026-01-10")
-GOOD_LAST = record("GOOD-2", "s-002", "court.order_defiance", "2026-03-15",
-                   occurred_on="2026-03-15")
+GOOD_LAST = record(
+    "GOOD-2", "s-002", "court.order_defiance", "2026-03-15", occurred_on="2026-03-15"
+)
 
 # (row, the field its reason must name, a word the reason must hold)
 BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
@@ -96,20 +106,43 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     (record("B-category", "s-001", "court.no_such_thing", "2026-01-10"), "category", "unknown"),
     (record("B-may-file", "s-001", "tax.arrears", "2026-01-10"), "category", "may not file"),
     (record("B-future", "s-001", "court.order_defiance", "2026-03-16"), "decided_on", "future"),
-    (record("B-occurred", "s-001", "court.order_defiance", "2026-01-10",
-            occurred_on="2026-01-11"), "occurred_on", "after"),
-    (record("B-basis", "s-001", "court.order_defiance", "2026-01-10", legal_basis=""),
-     "legal_basis", "required"),
-    (record("B-basis-blank", "s-001", "court.order_defiance", "2026-01-10", legal_basis="   "),
-     "legal_basis", "required"),
+    (
+        record(
+            "B-occurred", "s-001", "court.order_defiance", "2026-01-10", occurred_on="2026-01-11"
+        ),
+        "occurred_on",
+        "after",
+    ),
+    (
+        record("B-basis", "s-001", "court.order_defiance", "2026-01-10", legal_basis=""),
+        "legal_basis",
+        "required",
+    ),
+    (
+        record("B-basis-blank", "s-001", "court.order_defiance", "2026-01-10", legal_basis="   "),
+        "legal_basis",
+        "required",
+    ),
     (record("B-month13", "s-001", "court.order_defiance", "2026-13-01"), "decided_on", "date"),
     (record("B-slashes", "s-001", "court.order_defiance", "15/03/2026"), "decided_on", "date"),
     (record("B-compact", "s-001", "court.order_defiance", "20260315"), "decided_on", "date"),
     (record("B-feb30", "s-001", "court.order_defiance", "2026-02-30"), "decided_on", "date"),
-    (record("B-occurred-bad", "s-001", "court.order_defiance", "2026-01-10",
-            occurred_on="2026/01/01"), "occurred_on", "date"),
-    (record("B-summary", "s-001", "court.order_defiance", "2026-01-10", summary="x" * 2001),
-     "summary", "2000"),
+    (
+        record(
+            "B-occurred-bad",
+            "s-001",
+            "court.order_defiance",
+            "2026-01-10",
+            occurred_on="2026/01/01",
+        ),
+        "occurred_on",
+        "date",
+    ),
+    (
+        record("B-summary", "s-001", "court.order_defiance", "2026-01-10", summary="x" * 2001),
+        "summary",
+        "2000",
+    ),
     (record("R" * 129, "s-001", "court.order_defiance", "2026-01-10"), "reference", "128"),
     (record("", "s-001", "court.order_defiance", "2026-01-10"), "reference", "required"),
     (record("B-nosubject", "", "court.order_defiance", "2026-01-10"), "subject_id", "required"),
@@ -134,19 +167,22 @@ def test_csv_rejects_every_bad_row_with_its_line_and_field(
     assert count(register, records) == 2
 
 
-def test_a_summary_of_exactly_2000_characters_is_stored(register: Register, tmp_path: Path
-                                                        ) -> None:
+def test_a_summary_of_exactly_2000_characters_is_stored(register: Register, tmp_path: Path) -> None:
     seed_register(register)
-    path = write_csv(tmp_path / "c.csv", [
-        record("LONG", "s-001", "court.order_defiance", "2026-01-10", summary="é" * 2000),
-        record("R" * 128, "s-001", "court.order_defiance", "2026-01-10"),
-    ])
+    path = write_csv(
+        tmp_path / "c.csv",
+        [
+            record("LONG", "s-001", "court.order_defiance", "2026-01-10", summary="é" * 2000),
+            record("R" * 128, "s-001", "court.order_defiance", "2026-01-10"),
+        ],
+    )
     report, rejects = import_file(register, path)
     assert rejects == {}
     assert report.stored == 2
     with register.read() as conn:
         summary = conn.execute(
-            select(records.c.summary).where(records.c.reference == "LONG")).scalar_one()
+            select(records.c.summary).where(records.c.reference == "LONG")
+        ).scalar_one()
     assert summary == "é" * 2000
 
 
@@ -155,20 +191,26 @@ def test_jsonl_rejects_every_bad_row_with_its_line_and_field(
 ) -> None:
     seed_register(register)
     lines: list[Any] = [
-        GOOD,                                                        # 1
-        "{not json",                                                 # 2
-        ["R-array", "s-001"],                                        # 3
-        "",                                                          # 4 (blank, skipped)
-        {**record("J-authority", "s-001", "court.order_defiance", "2026-01-10"),
-         "authority": "city-tax"},                                   # 5
-        {**record("J-unknown", "s-001", "court.order_defiance", "2026-01-10"),
-         "colour": "red"},                                           # 6
-        record("J-future", "s-001", "court.order_defiance", "2027-01-01"),   # 7
-        {**record("J-number", "s-001", "court.order_defiance", "2026-01-10"),
-         "decided_on": 20260110},                                    # 8
-        '"just a string"',                                           # 9
+        GOOD,  # 1
+        "{not json",  # 2
+        ["R-array", "s-001"],  # 3
+        "",  # 4 (blank, skipped)
+        {
+            **record("J-authority", "s-001", "court.order_defiance", "2026-01-10"),
+            "authority": "city-tax",
+        },  # 5
+        {
+            **record("J-unknown", "s-001", "court.order_defiance", "2026-01-10"),
+            "colour": "red",
+        },  # 6
+        record("J-future", "s-001", "court.order_defiance", "2027-01-01"),  # 7
+        {
+            **record("J-number", "s-001", "court.order_defiance", "2026-01-10"),
+            "decided_on": 20260110,
+        },  # 8
+        '"just a string"',  # 9
         record("J-subject", "s-404", "court.order_defiance", "2026-01-10"),  # 10
-        GOOD_LAST,                                                   # 11
+        GOOD_LAST,  # 11
     ]
     path = write_jsonl(tmp_path / "court.jsonl", lines)
 
@@ -195,13 +237,13 @@ def test_a_csv_column_named_authority_refuses_the_whole_file(
     path = write_csv(tmp_path / "c.csv", [item, GOOD_LAST], [*COLUMNS, "authority"])
     with pytest.raises(ValidationError) as caught:
         import_file(register, path)
-    assert any("authority" in p.location and "credentials" in p.message
-               for p in caught.value.problems)
+    assert any(
+        "authority" in p.location and "credentials" in p.message for p in caught.value.problems
+    )
     assert count(register, records) == 0
 
 
-def test_an_unknown_csv_column_refuses_the_whole_file(register: Register, tmp_path: Path
-                                                      ) -> None:
+def test_an_unknown_csv_column_refuses_the_whole_file(register: Register, tmp_path: Path) -> None:
     seed_register(register)
     path = write_csv(tmp_path / "c.csv", [{**GOOD, "colour": "red"}], [*COLUMNS, "colour"])
     with pytest.raises(ValidationError) as caught:
@@ -217,9 +259,9 @@ def test_a_csv_row_with_the_wrong_number_of_fields_is_rejected(
     seed_register(register)
     path = write_csv(tmp_path / "c.csv", [GOOD])
     with path.open("a", encoding="utf-8", newline="") as handle:
-        handle.write("SHORT,s-001,court.order_defiance\r\n")                    # line 3
+        handle.write("SHORT,s-001,court.order_defiance\r\n")  # line 3
         handle.write("LONG,s-001,court.order_defiance,2026-01-10,,Law,s,extra\r\n")  # line 4
-        handle.write("\r\n")                                                    # line 5, blank
+        handle.write("\r\n")  # line 5, blank
         handle.write("OK-3,s-003,court.order_defiance,2026-02-01,,Law,fine\r\n")  # line 6
         handle.write("BAD-6,s-003,court.order_defiance,2026-02-31,,Law,bad\r\n")  # line 7
     report, rejects = import_file(register, path)
@@ -236,14 +278,22 @@ def test_csv_line_numbers_count_quoted_fields_that_span_lines(
 ) -> None:
     seed_register(register)
     items = [
-        record("ML-1", "s-001", "court.order_defiance", "2026-01-10",
-               summary="first line\nsecond line"),                       # lines 2-3
-        record("ML-2", "s-001", "court.order_defiance", "2026-99-10"),   # line 4
-        record("ML-3", "s-002", "court.order_defiance", "2026-01-10",
-               summary="a\nb\nc"),                                       # lines 5-7
-        record("ML-4", "s-002", "court.order_defiance", "2026-01-10",
-               summary="spans\ntwo", legal_basis=""),                    # lines 8-9
-        record("ML-5", "s-999", "court.order_defiance", "2026-01-10"),   # line 10
+        record(
+            "ML-1", "s-001", "court.order_defiance", "2026-01-10", summary="first line\nsecond line"
+        ),  # lines 2-3
+        record("ML-2", "s-001", "court.order_defiance", "2026-99-10"),  # line 4
+        record(
+            "ML-3", "s-002", "court.order_defiance", "2026-01-10", summary="a\nb\nc"
+        ),  # lines 5-7
+        record(
+            "ML-4",
+            "s-002",
+            "court.order_defiance",
+            "2026-01-10",
+            summary="spans\ntwo",
+            legal_basis="",
+        ),  # lines 8-9
+        record("ML-5", "s-999", "court.order_defiance", "2026-01-10"),  # line 10
     ]
     path = write_csv(tmp_path / "c.csv", items)
     report, rejects = import_file(register, path)
@@ -254,7 +304,8 @@ def test_csv_line_numbers_count_quoted_fields_that_span_lines(
     assert report.stored == 2
     with register.read() as conn:
         summary = conn.execute(
-            select(records.c.summary).where(records.c.reference == "ML-1")).scalar_one()
+            select(records.c.summary).where(records.c.reference == "ML-1")
+        ).scalar_one()
     assert summary == "first line\nsecond line"
 
 
@@ -269,8 +320,11 @@ def test_rerunning_the_same_file_stores_nothing_twice(
         record("RR-3", "s-003", "court.order_defiance", "2025-12-31"),
         record("RR-bad", "s-003", "court.order_defiance", "2031-01-01"),
     ]
-    path = (write_csv(tmp_path / "c.csv", items) if suffix == "csv"
-            else write_jsonl(tmp_path / "c.jsonl", items))
+    path = (
+        write_csv(tmp_path / "c.csv", items)
+        if suffix == "csv"
+        else write_jsonl(tmp_path / "c.jsonl", items)
+    )
     first, _ = import_file(register, path)
     assert (first.stored, first.duplicates, first.rejected) == (3, 0, 1)
     with register.read() as conn:
@@ -292,10 +346,10 @@ def test_the_same_reference_with_other_content_is_refused(
     seed_register(register)
     import_file(register, write_csv(tmp_path / "a.csv", [GOOD]))
     changed = [
-        {**GOOD, "summary": "a different summary"},                           # line 2
-        {**GOOD, "decided_on": "2026-01-11"},                                 # line 3
-        record("NEW-1", "s-002", "court.order_defiance", "2026-01-10"),       # line 4
-        GOOD,                                                                 # line 5
+        {**GOOD, "summary": "a different summary"},  # line 2
+        {**GOOD, "decided_on": "2026-01-11"},  # line 3
+        record("NEW-1", "s-002", "court.order_defiance", "2026-01-10"),  # line 4
+        GOOD,  # line 5
     ]
     report, rejects = import_file(register, write_csv(tmp_path / "b.csv", changed))
     assert set(rejects) == {2, 3}
@@ -304,7 +358,8 @@ def test_the_same_reference_with_other_content_is_refused(
     assert (report.stored, report.duplicates) == (1, 1)
     with register.read() as conn:
         summary = conn.execute(
-            select(records.c.summary).where(records.c.reference == "GOOD-1")).scalar_one()
+            select(records.c.summary).where(records.c.reference == "GOOD-1")
+        ).scalar_one()
     assert summary == GOOD["summary"]
     assert count(register, records) == 2
 
@@ -324,9 +379,12 @@ def test_the_same_reference_may_be_used_by_another_authority(
     register: Register, tmp_path: Path
 ) -> None:
     seed_register(register)
-    import_file(register, write_csv(tmp_path / "a.csv", [record("SHARED", "s-001",
-                                                                "court.order_defiance",
-                                                                "2026-01-10")]))
+    import_file(
+        register,
+        write_csv(
+            tmp_path / "a.csv", [record("SHARED", "s-001", "court.order_defiance", "2026-01-10")]
+        ),
+    )
     report, rejects = import_file(
         register,
         write_csv(tmp_path / "b.csv", [record("SHARED", "s-001", "tax.arrears", "2026-01-10")]),
@@ -353,25 +411,25 @@ def test_injection_strings_are_stored_verbatim_as_data(
 ) -> None:
     seed_register(register)
     items = [
-        record(text, "s-001", "court.order_defiance", "2026-01-10", summary=text,
-               legal_basis=text)
+        record(text, "s-001", "court.order_defiance", "2026-01-10", summary=text, legal_basis=text)
         for text in INJECTIONS
     ]
     items.append(record("CAT", "s-001", "x'); DROP TABLE records;--", "2026-01-10"))
     items.append(record("SUBJ", "s-001' OR '1'='1", "court.order_defiance", "2026-01-10"))
-    path = (write_csv(tmp_path / "c.csv", items) if suffix == "csv"
-            else write_jsonl(tmp_path / "c.jsonl", items))
+    path = (
+        write_csv(tmp_path / "c.csv", items)
+        if suffix == "csv"
+        else write_jsonl(tmp_path / "c.jsonl", items)
+    )
 
     report, rejects = import_file(register, path)
 
     assert report.stored == len(INJECTIONS)
     assert len(rejects) == 2
-    assert {p.location for r in rejects.values() for p in r.problems} == {"category",
-                                                                           "subject_id"}
+    assert {p.location for r in rejects.values() for p in r.problems} == {"category", "subject_id"}
     with register.read() as conn:
-        stored = {(r.reference, r.summary, r.legal_basis)
-                  for r in conn.execute(select(records))}
-        version_id, policy = register.active_policy(conn)
+        stored = {(r.reference, r.summary, r.legal_basis) for r in conn.execute(select(records))}
+        _, policy = register.active_policy(conn)
         pure = subject_standing(conn, policy, "s-001", TODAY)
     assert stored == {(t, t, t) for t in INJECTIONS}
     assert count(register, subjects) == 3
@@ -382,27 +440,39 @@ def test_injection_strings_are_stored_verbatim_as_data(
     assert (again.stored, again.duplicates) == (0, len(INJECTIONS))
 
 
-def _assert_standings_current(register: Register) -> None:
+def _assert_standings_current(register: Register, today: date = TODAY) -> None:
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         stored = conn.execute(select(standings)).all()
+        # The register says as of which day its stored standings hold; a row's own as_of
+        # is the day it was last recomputed, which may be earlier when nothing changed.
+        scored = conn.execute(text("SELECT scored_as_of FROM register_state")).scalar_one()
+        assert str(scored) == today.isoformat()
         assert len(stored) == count(register, subjects)
         for row in stored:
-            pure = subject_standing(conn, policy, row.subject_id, TODAY)
-            assert row.as_of == TODAY
+            pure = subject_standing(conn, policy, row.subject_id, today)
+            assert row.as_of <= today, row.subject_id
             assert (row.score, row.grade, row.lists, row.measures) == (
-                pure.score, pure.grade, ",".join(pure.lists), ",".join(pure.measures)
+                pure.score,
+                pure.grade,
+                ",".join(pure.lists),
+                ",".join(pure.measures),
             ), row.subject_id
 
 
-def test_stored_standings_are_current_after_an_import(register: Register, tmp_path: Path
-                                                      ) -> None:
+def test_stored_standings_are_current_after_an_import(register: Register, tmp_path: Path) -> None:
     seed_register(register, subjects=3)
-    report, _ = import_file(register, write_csv(tmp_path / "c.csv", [
-        record("C-1", "s-001", "court.order_defiance", "2026-01-10"),
-        record("C-2", "s-001", "court.order_defiance", "2026-03-01"),
-        record("C-3", "s-002", "court.order_defiance", "2025-01-10"),
-    ]))
+    report, _ = import_file(
+        register,
+        write_csv(
+            tmp_path / "c.csv",
+            [
+                record("C-1", "s-001", "court.order_defiance", "2026-01-10"),
+                record("C-2", "s-001", "court.order_defiance", "2026-03-01"),
+                record("C-3", "s-002", "court.order_defiance", "2025-01-10"),
+            ],
+        ),
+    )
     assert report.stored == 3
     assert report.rescored >= 2
     _assert_standings_current(register)
@@ -411,15 +481,52 @@ def test_stored_standings_are_current_after_an_import(register: Register, tmp_pa
     assert (row.score, row.grade, row.lists) == (800, "D", "dishonest")
     # a later, small import touches few subjects: the pending-only rescore path
     import_subjects(register, rows(subject(n) for n in range(4, 21)), actor="t", source="t")
-    report, _ = import_file(register, write_csv(tmp_path / "tax.csv", [
-        record("T-1", "s-003", "tax.arrears", "2026-02-01"),
-    ]), authority="city-tax")
+    report, _ = import_file(
+        register,
+        write_csv(
+            tmp_path / "tax.csv",
+            [
+                record("T-1", "s-003", "tax.arrears", "2026-02-01"),
+            ],
+        ),
+        authority="city-tax",
+    )
     assert report.stored == 1
     assert report.rescored == 1
     _assert_standings_current(register)
     with register.read() as conn:
         row = conn.execute(select(standings).where(standings.c.subject_id == "s-003")).one()
     assert (row.score, row.grade, row.measures) == (940, "C", "tax.strict")
+
+
+def test_stored_standings_are_current_after_an_import_on_a_later_day(
+    register: Register, clock: FixedDateClock, tmp_path: Path
+) -> None:
+    seed_register(register, subjects=20)
+    import_file(
+        register,
+        write_csv(
+            tmp_path / "a.csv",
+            [
+                record(f"A-{n}", f"s-{n:03d}", "court.order_defiance", "2026-01-10")
+                for n in range(1, 11)
+            ],
+        ),
+    )
+    _assert_standings_current(register)
+    # Two years on, the defiance records have expired; one new record is filed.
+    clock.day = date(2028, 3, 15)
+    report, _ = import_file(
+        register,
+        write_csv(
+            tmp_path / "b.csv",
+            [
+                record("B-1", "s-020", "court.order_defiance", "2028-03-01"),
+            ],
+        ),
+    )
+    assert report.stored == 1
+    _assert_standings_current(register, clock.day)
 
 
 def dates_policy(durations: dict[str, str], version: str = "1") -> str:
@@ -458,8 +565,9 @@ def test_stored_ends_on_is_decided_on_plus_valid_for_with_month_end_clamping(
     activate_policy(register, dates_policy(durations), actor="test")
     import_subjects(register, rows([subject(1)]), actor="test", source="t")
     days = ["2024-01-31", "2023-01-31", "2024-02-29", "2023-08-31", "2024-12-31", "2025-10-31"]
-    items = [record(f"{name}-{day}", "s-001", f"d.{name}", day)
-             for name in durations for day in days]
+    items = [
+        record(f"{name}-{day}", "s-001", f"d.{name}", day) for name in durations for day in days
+    ]
     report, rejects = import_file(register, write_jsonl(tmp_path / "d.jsonl", items), "hr")
     assert rejects == {}
     assert report.stored == len(items)

@@ -33,7 +33,7 @@ def _stored_vs_pure(register: Register, as_of: date) -> list[tuple[object, ...]]
     mismatches = []
     with register.write() as conn:
         version_id, policy = register.active_policy(conn)
-        rescore_all(conn, policy, version_id, as_of)
+        rescore_all(conn, policy, version_id, as_of, register.clock.now())
         stored = conn.execute(
             text("SELECT subject_id, score, grade, lists, measures FROM standings")
         ).all()
@@ -46,8 +46,9 @@ def _stored_vs_pure(register: Register, as_of: date) -> list[tuple[object, ...]]
     return mismatches
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     records=st.lists(record_strategy, max_size=40),
     as_of_offset=st.integers(-4 * 365, 3 * 365),
@@ -56,15 +57,26 @@ def test_sql_rescore_equals_pure_scorer_on_random_registers(
     register: Register, records: list[tuple[str, int, int]], as_of_offset: int
 ) -> None:
     with register.write() as conn:
-        for table in ("standings", "records", "inquiries", "subjects", "batches",
-                      "audit_entries", "policy_versions", "register_state"):
+        for table in (
+            "standings",
+            "notices",
+            "cases",
+            "records",
+            "inquiries",
+            "subjects",
+            "batches",
+            "audit_entries",
+            "policy_versions",
+            "register_state",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
     seed_register(register, subjects=6)
     by_authority: dict[str, list[dict[str, object]]] = {}
     for n, (authority, subject, days) in enumerate(records):
         category = CATEGORIES[authority][0]
         by_authority.setdefault(authority, []).append(
-            record(f"R{n}", f"s-{subject:03d}", category, TODAY - timedelta(days=days)))
+            record(f"R{n}", f"s-{subject:03d}", category, TODAY - timedelta(days=days))
+        )
     for authority, items in by_authority.items():
         report = file_rows(register, authority, items)
         assert report.rejected == 0
@@ -89,15 +101,19 @@ def test_sql_rescore_equals_pure_scorer_on_the_example_policy(register: Register
     for as_of in (TODAY, TODAY - timedelta(days=400), TODAY + timedelta(days=200)):
         with register.write() as conn:
             version_id, pol = register.active_policy(conn)
-            rescore_all(conn, pol, version_id, as_of)
+            rescore_all(conn, pol, version_id, as_of, register.clock.now())
             stored = conn.execute(
                 text("SELECT subject_id, score, grade, lists, measures FROM standings")
             ).all()
             assert len(stored) == 300
             for row in stored:
                 pure = subject_standing(conn, pol, row.subject_id, as_of)
-                assert tuple(row[1:]) == (pure.score, pure.grade, ",".join(pure.lists),
-                                          ",".join(pure.measures)), row.subject_id
+                assert tuple(row[1:]) == (
+                    pure.score,
+                    pure.grade,
+                    ",".join(pure.lists),
+                    ",".join(pure.measures),
+                ), row.subject_id
 
 
 def test_worked_policy_loads() -> None:

@@ -80,9 +80,9 @@ def verify_audit(
                 )
             prev = entry.hash
             expected_seq = entry.seq + 1
-            if entry.action in ("records.filed", "subjects.imported"):
-                payload: dict[str, Any] = json.loads(entry.payload)
-                kind = "records" if entry.action == "records.filed" else "subjects"
+            payload: dict[str, Any] = json.loads(entry.payload)
+            if "batch_id" in payload and "stored" in payload:
+                kind = "subjects" if entry.action == "subjects.imported" else "records"
                 batch_entries[(kind, int(payload["batch_id"]))] = (
                     entry.seq,
                     entry.digest,
@@ -135,7 +135,7 @@ def _check_records(
     current: int | None = None
     hashes: list[str] = []
     first_seq: dict[int, int] = {k[1]: v[0] for k, v in batch_entries.items() if k[0] == "records"}
-    query = select(records).where(records.c.version == 1).order_by(records.c.batch_id, records.c.id)
+    query = select(records).order_by(records.c.batch_id, records.c.id)
     for row in conn.execution_options(yield_per=20_000).execute(query):
         result.records += 1
         if row.batch_id != current:

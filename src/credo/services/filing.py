@@ -19,7 +19,7 @@ from credo.services.sources import SourceRow
 from credo.store import audit, repository
 from credo.store.db import is_sqlite
 from credo.store.repository import RECORD_COLUMNS
-from credo.store.rescore import lock_register, rescore_pending
+from credo.store.rescore import catch_up, lock_register
 from credo.store.tables import records
 
 
@@ -253,7 +253,7 @@ def rescore_register_pending(register: Register) -> int:
     with register.write() as conn:
         lock_register(conn, exclusive=True)
         version_id, policy = register.active_policy(conn)
-        return rescore_pending(conn, policy, version_id, register.clock.today())
+        return catch_up(conn, policy, version_id, register.clock.today(), register.clock.now())
 
 
 def file_record(

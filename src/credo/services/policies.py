@@ -115,7 +115,9 @@ def activate_policy(
                 ),
                 {"c": category_id},
             )
-        rescored = rescore_all(conn, policy, version_id, register.clock.today())
+        rescored = rescore_all(
+            conn, policy, version_id, register.clock.today(), register.clock.now()
+        )
         audit.append(
             conn,
             actor=actor,

@@ -17,7 +17,7 @@ def rescore_everyone(
     with register.write() as conn:
         lock_register(conn, exclusive=True)
         version_id, policy = register.active_policy(conn)
-        count = rescore_all(conn, policy, version_id, day)
+        count = rescore_all(conn, policy, version_id, day, register.clock.now())
         audit.append(
             conn,
             actor=actor,

@@ -11,11 +11,12 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import NoActivePolicyError, NotFoundError
-from credo.domain.records import RecordFacts
+from credo.domain.records import Dispute, RecordFacts
 from credo.domain.scoring import Standing
 from credo.store.db import is_sqlite
 from credo.store.tables import (
     batches,
+    cases,
     policy_versions,
     records,
     standings,
@@ -145,14 +146,25 @@ def subject_row(conn: Connection, subject_id: str) -> Any:
 
 
 def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
-    """Every stored version of the subject's records, as the scorer sees them."""
+    """Every stored version of the subject's records, with its objections, as scored."""
+    disputes: dict[int, list[Dispute]] = {}
+    for case in conn.execute(
+        select(cases.c.record_id, cases.c.filed_on, cases.c.decided_on).where(
+            cases.c.subject_id == subject_id,
+            cases.c.kind == "objection",
+            cases.c.record_id.is_not(None),
+        )
+    ):
+        disputes.setdefault(case.record_id, []).append(Dispute(case.filed_on, case.decided_on))
     rows = conn.execute(
         select(
+            records.c.id,
             records.c.authority_id,
             records.c.reference,
             records.c.category,
             records.c.decided_on,
             records.c.revoked,
+            records.c.repaired_on,
             records.c.counts_from,
             records.c.counts_until,
         ).where(records.c.subject_id == subject_id)
@@ -163,7 +175,9 @@ def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
             reference=r.reference,
             category=r.category,
             decided_on=r.decided_on,
+            repaired_on=r.repaired_on,
             revoked=bool(r.revoked),
+            disputes=tuple(disputes.get(r.id, ())),
             counts_from=r.counts_from,
             counts_until=r.counts_until,
         )

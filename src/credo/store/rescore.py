@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -16,9 +17,6 @@ from sqlalchemy.engine import Connection
 from credo.domain.guard import Context
 from credo.domain.policy import AnyOf, ListRule, ListTrigger, Policy
 from credo.store.db import dateparam, is_sqlite
-
-# Pending subjects: those with a record filed after the last rescore (see register_state).
-PENDING = "SELECT subject_id FROM records WHERE id > :through"
 
 
 def _quote(value: str) -> str:
@@ -94,11 +92,13 @@ class RescoreSql:
             return f"({holds})"
         return f"(({holds}) AND NOT ({' OR '.join(excluded)}))"
 
-    def select(self, *, restrict: bool) -> str:
-        """SELECT subject_id, score, grade, lists, measures; `restrict` keeps pending subjects."""
+    def select(self, subjects: str | None = None) -> str:
+        """SELECT subject_id, score, grade, lists, measures for every subject, or for the
+        subjects the `subjects` subquery returns."""
         p = self.policy
         head = p.policy
-        where_pending = f" AND r.subject_id IN ({PENDING})" if restrict else ""
+        where_pending = f" AND r.subject_id IN ({subjects})" if subjects else ""
+        suspending = [c.id for c in p.categories if c.suspend_while_disputed]
         sums, flags = [], []
         for scope in self.scopes:
             if scope.contexts is None:
@@ -150,13 +150,19 @@ class RescoreSql:
             measure_parts.append(f"CASE WHEN {trigger_sql} THEN {_quote(m.id + ',')} ELSE '' END")
         lists_sql = _concat(list_parts)
         measures_sql = _concat(measure_parts)
-        subject_filter = f"WHERE s.id IN ({PENDING})" if restrict else ""
+        subject_filter = f"WHERE s.id IN ({subjects})" if subjects else ""
         return f"""
 WITH eff AS (
   SELECT r.subject_id, r.category, COUNT(*) AS n
   FROM records r
   WHERE r.revoked = {_false()} AND r.decided_on <= :t AND r.ends_on > :t
-    AND (r.counts_from IS NULL OR r.counts_from <= :t){where_pending}
+    AND (r.counts_from IS NULL OR r.counts_from <= :t)
+    AND (r.counts_until IS NULL OR r.counts_until > :t){where_pending}
+    AND r.id NOT IN (
+      SELECT c.record_id FROM cases c
+      WHERE c.kind = 'objection' AND c.record_id IS NOT NULL AND c.filed_on <= :t
+        AND (c.decided_on IS NULL OR c.decided_on > :t)
+        AND (c.due_on <= :t OR {_in("c.category", suspending)}))
   GROUP BY r.subject_id, r.category
 ), pts AS (
   SELECT subject_id, category, {self._points()} AS p FROM eff
@@ -193,51 +199,113 @@ def _concat(parts: list[str]) -> str:
     return f"RTRIM({' || '.join(parts)}, ',')"
 
 
-def rescore_all(conn: Connection, policy: Policy, policy_version_id: int, as_of: date) -> int:
-    """Recompute every subject's standing in one statement; returns the subjects scored."""
-    sql = RescoreSql(policy).select(restrict=False)
-    through = _max_record_id(conn)
-    conn.execute(text("DELETE FROM standings"))
-    result = conn.execute(
+_UPSERT = (
+    "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
+    "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
+    "FROM credo_fresh WHERE true "
+    "ON CONFLICT (subject_id) DO UPDATE SET score = excluded.score, "
+    "grade = excluded.grade, lists = excluded.lists, measures = excluded.measures, "
+    "as_of = excluded.as_of, policy_version_id = excluded.policy_version_id"
+)
+# A notice for every subject whose lists or measures changed; before/after hold
+# "lists|measures" and the text is rendered when the notice is read or sent.
+_NOTICES = (
+    "INSERT INTO notices (subject_id, kind, before, after, created_at, status, attempts) "
+    "SELECT f.subject_id, 'standing.changed', "
+    "COALESCE(s.lists, '') || '|' || COALESCE(s.measures, ''), f.lists || '|' || f.measures, "
+    ":now, 'pending', 0 FROM credo_fresh f LEFT JOIN standings s ON s.subject_id = f.subject_id "
+    "WHERE COALESCE(s.lists, '') <> f.lists OR COALESCE(s.measures, '') <> f.measures"
+)
+
+
+def rescore(
+    conn: Connection,
+    policy: Policy,
+    policy_version_id: int,
+    as_of: date,
+    now: datetime,
+    *,
+    scope: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> int:
+    """Recompute and store standings set-based, writing a notice for every changed membership.
+
+    `scope` is a subquery of subject ids (None: every subject); `params` are its parameters.
+    """
+    sql = RescoreSql(policy).select(scope)
+    values = {"t": dateparam(conn, as_of), "pv": policy_version_id, **(params or {})}
+    conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
+    conn.execute(
         text(
-            "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
-            "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
-            f"FROM ({sql}) AS fresh"
-        ),
-        {"t": dateparam(conn, as_of), "pv": policy_version_id},
+            "CREATE TEMP TABLE credo_fresh (subject_id VARCHAR(64), score INTEGER, "
+            "grade VARCHAR(64), lists TEXT, measures TEXT)"
+        )
     )
-    _advance(conn, through, as_of)
+    conn.execute(text(f"INSERT INTO credo_fresh {sql}"), values)
+    conn.execute(text(_NOTICES), {"now": now})
+    if scope is None:
+        conn.execute(text("DELETE FROM standings"))
+        result = conn.execute(
+            text(
+                "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
+                "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
+                "FROM credo_fresh"
+            ),
+            values,
+        )
+    else:
+        result = conn.execute(text(_UPSERT), values)
+    conn.execute(text("DROP TABLE credo_fresh"))
     return int(result.rowcount or 0)
 
 
-def rescore_pending(conn: Connection, policy: Policy, policy_version_id: int, as_of: date) -> int:
-    """Recompute only the subjects with records filed since the last rescore."""
+def rescore_all(
+    conn: Connection, policy: Policy, policy_version_id: int, as_of: date, now: datetime
+) -> int:
+    """Recompute every subject's standing; returns the subjects scored."""
+    through = _max_record_id(conn)
+    count = rescore(conn, policy, policy_version_id, as_of, now)
+    _advance(conn, through, as_of)
+    return count
+
+
+# Subjects whose standing may differ between the day standings were stored (:since) and
+# :t: new records since the watermark, records that ended, objections that fell due and
+# repairs that took effect. Each branch is served by an index.
+CATCH_UP = (
+    "SELECT subject_id FROM records WHERE id > :through "
+    "UNION SELECT subject_id FROM records WHERE ends_on > :since AND ends_on <= :t "
+    "UNION SELECT subject_id FROM records WHERE counts_until > :since AND counts_until <= :t "
+    "UNION SELECT subject_id FROM cases WHERE kind = 'objection' AND due_on > :since "
+    "AND due_on <= :t"
+)
+
+
+def catch_up(
+    conn: Connection, policy: Policy, policy_version_id: int, as_of: date, now: datetime
+) -> int:
+    """Bring stored standings from their day and watermark to `as_of`, rescoring only the
+    subjects that can have changed (new records, ends, objections falling due)."""
     state = conn.execute(
         text("SELECT scored_through, scored_as_of FROM register_state WHERE id = 1")
     ).first()
-    through = int(state[0]) if state else 0
     newest = _max_record_id(conn)
-    if newest <= through:
+    if state is None or state.scored_as_of is None:
+        return rescore_all(conn, policy, policy_version_id, as_of, now)
+    through = int(state.scored_through)
+    since = state.scored_as_of
+    since = date.fromisoformat(since) if isinstance(since, str) else since
+    if as_of < since:  # going back in time: everything may differ
+        return rescore_all(conn, policy, policy_version_id, as_of, now)
+    if newest <= through and as_of == since:
         return 0
     total = conn.execute(text("SELECT COUNT(*) FROM subjects")).scalar_one()
-    backlog = newest - through
-    if backlog * 4 >= total:  # most subjects are touched: one full pass is cheaper
-        return rescore_all(conn, policy, policy_version_id, as_of)
-    sql = RescoreSql(policy).select(restrict=True)
-    params = {"t": dateparam(conn, as_of), "pv": policy_version_id, "through": through}
-    result = conn.execute(
-        text(
-            "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
-            "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
-            f"FROM ({sql}) AS fresh WHERE true "
-            "ON CONFLICT (subject_id) DO UPDATE SET score = excluded.score, "
-            "grade = excluded.grade, lists = excluded.lists, measures = excluded.measures, "
-            "as_of = excluded.as_of, policy_version_id = excluded.policy_version_id"
-        ),
-        params,
-    )
+    if (newest - through) * 4 >= total:  # most subjects are touched: one full pass is cheaper
+        return rescore_all(conn, policy, policy_version_id, as_of, now)
+    params = {"through": through, "since": dateparam(conn, since)}
+    count = rescore(conn, policy, policy_version_id, as_of, now, scope=CATCH_UP, params=params)
     _advance(conn, newest, as_of)
-    return int(result.rowcount or 0)
+    return count
 
 
 def _max_record_id(conn: Connection) -> int:
@@ -269,5 +337,6 @@ def lock_register(conn: Connection, *, exclusive: bool, authority_id: str | None
     mode = "" if exclusive else "_shared"
     conn.execute(text(f"SELECT pg_advisory_xact_lock{mode}(7276002)"))
     if authority_id is not None:
-        conn.execute(text("SELECT pg_advisory_xact_lock(7276003, hashtext(:a))"),
-                     {"a": authority_id})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(7276003, hashtext(:a))"), {"a": authority_id}
+        )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -109,8 +110,10 @@ records = Table(
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
     Column("counts_from", Date),
     Column("counts_until", Date),
+    Column("repaired_on", Date),
     UniqueConstraint("authority_id", "reference", "version"),
     Index("ix_records_subject_id", "subject_id"),
+    Index("ix_records_ends_on", "ends_on"),
 )
 
 standings = Table(
@@ -159,4 +162,104 @@ audit_entries = Table(
     Column("digest", String(64)),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# ----------------------------------------------------------------------------- due process
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # subject | reviewer | admin | authority
+    Column("subject_id", String(64), ForeignKey("subjects.id")),
+    Column("authority_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Index("ix_login_attempts_username_at", "username", "at"),
+)
+
+# Notices double as the delivery outbox: status pending -> delivered (or stored when the
+# register has no mail sender). `kind` says what happened; before/after carry a change.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("record_id", Integer),
+    Column("case_id", Integer),
+    Column("before", Text),
+    Column("after", Text),
+    Column("message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Index("ix_notices_subject_id", "subject_id"),
+    Index("ix_notices_status_next", "status", "next_attempt_at"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One table for the three kinds of case a subject opens: an objection to a record, a repair
+# request, and a request for human review of an automated outcome. Each has a due date.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # objection | repair | review
+    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    Column("record_id", Integer, ForeignKey("records.id")),
+    Column("category", String(64)),  # the record's category (objections suspend by it)
+    Column("target", String(128)),  # review: grade | list:<id> | measure:<id>
+    Column("grounds", Text, nullable=False),
+    Column("attachment_id", Integer, ForeignKey("attachments.id")),
+    Column("filed_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("decided_on", Date),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(128)),
+    Column("outcome", String(16)),  # reject|correct|revoke / approve|refuse / confirm|correct
+    Column("reasons", Text),
+    Column("repair_on", Date),
+    Column("new_record_id", Integer),
+    Index("ix_cases_subject_id", "subject_id"),
+    Index("ix_cases_status_due", "status", "due_on"),
+    Index("ix_cases_record_id", "record_id"),
 )
