@@ -309,13 +309,95 @@ def rescore_cmd(as_of: AsOf = None) -> None:
 
 
 @app.command("export")
-def export_cmd(subject: str) -> None:
-    """Print a subject's whole file as JSON."""
-    from credo.services.export import export_file
+def export_cmd(
+    subject: str,
+    fmt: Annotated[str, typer.Option("--format", help="json, html or pdf.")] = "json",
+    output: Annotated[Path | None, typer.Option(help="Write to this file (pdf needs one).")] = None,
+) -> None:
+    """Print (or write) a subject's whole file: records, standing, history, cases, inquiries."""
+    from credo.services.documents import file_html, file_pdf
+    from credo.services.export import subject_file
+
+    if fmt not in ("json", "html", "pdf"):
+        raise typer.BadParameter("use json, html or pdf", param_hint="--format")
+    if fmt == "pdf" and output is None:
+        raise typer.BadParameter("a PDF needs --output FILE", param_hint="--output")
+    with _refusals():
+        data = subject_file(_register(), subject, actor=_actor())
+    if fmt == "pdf":
+        assert output is not None
+        output.write_bytes(file_pdf(data))
+        typer.echo(f"wrote {output}")
+        return
+    text = file_html(data) if fmt == "html" else json.dumps(data, ensure_ascii=False, indent=2)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text)
+
+
+@app.command("sweep")
+def sweep_cmd() -> None:
+    """Rescore only the subjects whose records ended (or objections fell due) since the last
+    rescore, and write their notices."""
+    from credo.services.sweep import sweep
 
     with _refusals():
-        data = export_file(_register(), subject, actor=_actor())
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        result = sweep(_register(), actor=_actor())
+    typer.echo(f"standings brought to {result.as_of}: {result.rescored} subjects rescored")
+
+
+notices_app = typer.Typer(no_args_is_help=True, help="Notices to the people on file.")
+app.add_typer(notices_app, name="notices")
+
+
+@notices_app.command("deliver")
+def notices_deliver() -> None:
+    """Send the pending notices that are due (SMTP when CREDO_SMTP_HOST is set)."""
+    from credo.services.notices import deliver, sender_from_settings
+    from credo.settings import Settings
+
+    with _refusals():
+        result = deliver(_register(), sender_from_settings(Settings()), limit=100_000)
+    typer.echo(
+        f"{result.delivered} delivered, {result.failed} to retry later, "
+        f"{result.kept} kept in the register only"
+    )
+
+
+user_app = typer.Typer(no_args_is_help=True, help="People who log in.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="subject, reviewer, admin or authority.")],
+    subject: Annotated[str | None, typer.Option(help="The subject id (role subject).")] = None,
+    authority: Annotated[
+        str | None, typer.Option(help="The authority id (role authority).")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Create an account; the password is asked for (or read from stdin)."""
+    from credo.services.accounts import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _refusals():
+        user = add_user(
+            _register(),
+            username,
+            password,
+            role,
+            subject_id=subject,
+            authority_id=authority,
+            actor=_actor(),
+        )
+    typer.echo(f"user {user.username} ({user.role}) created")
 
 
 # ----------------------------------------------------------------------------- audit, keys

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     batch_size: int = 20_000
     host: str = "127.0.0.1"
     port: int = 8000
+    smtp_host: str | None = None  # notices are mailed when set; otherwise only stored
+    smtp_port: int = 25
+    smtp_from: str = "credo@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    session_hours: int = 8
 
     def resolved_database_url(self) -> str:
         """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME."""

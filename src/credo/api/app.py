@@ -2,29 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from credo import __version__
-from credo.api import errors, records, standing
+from credo.api import auth, cases, errors, me, records, standing, users
 from credo.services.register import Register
 
 
-def create_app(register: Register | None = None) -> FastAPI:
-    """Build the app around a register (by default the one the settings describe)."""
+def create_app(
+    register: Register | None = None,
+    *,
+    session_hours: int | None = None,
+    background: bool = False,
+) -> FastAPI:
+    """Build the app around a register (by default the one the settings describe).
+
+    `background` runs the periodic sweep and notice delivery (as `credo serve` does).
+    """
+    from credo.settings import Settings
+
+    settings = Settings()
     if register is None:
         from credo.bootstrap import build_register
 
-        register = build_register(migrate=False)
+        register = build_register(settings, migrate=False)
+        background = True
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if background:
+            from credo.api.background import Background
+            from credo.services.notices import sender_from_settings
+
+            worker = Background(register, sender_from_settings(settings))
+            worker.start()
+        yield
+        if worker is not None:
+            worker.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="credo",
         version=__version__,
         summary="An integrity register for public institutions, with due process built in.",
         docs_url="/docs",
     )
     app.state.register = register
+    app.state.session_hours = session_hours or settings.session_hours
     errors.install(app)
     app.include_router(records.router)
     app.include_router(standing.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(cases.router)
+    app.include_router(users.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:

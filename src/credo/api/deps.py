@@ -1,17 +1,25 @@
-"""FastAPI dependencies: the register and the authenticated authority."""
+"""FastAPI dependencies: the register, the logged-in person and the authenticated authority."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from credo.domain.errors import AuthenticationError
+from credo.domain.errors import AuthenticationError, PermissionDeniedError
+from credo.services.accounts import Role, User, session_user
 from credo.services.keys import authenticate
 from credo.services.register import Register
 
+SESSION_COOKIE = "credo_session"
 _bearer = HTTPBearer(auto_error=False, description="An authority's API key")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="The session cookie set by POST /v1/auth/login",
+)
 
 
 def get_register(request: Request) -> Register:
@@ -23,14 +31,48 @@ def get_register(request: Request) -> Register:
 RegisterDep = Annotated[Register, Depends(get_register)]
 
 
+def get_user(register: RegisterDep, token: Annotated[str | None, Depends(_cookie)]) -> User:
+    """The person whose session cookie came with the request."""
+    if not token:
+        raise AuthenticationError("log in first (POST /v1/auth/login)")
+    return session_user(register, token)
+
+
+UserDep = Annotated[User, Depends(get_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    """A dependency admitting only people with one of these roles."""
+
+    def check(user: UserDep) -> User:
+        if user.role not in roles:
+            raise PermissionDeniedError(
+                f"this needs the role {' or '.join(roles)}; you are {user.role}"
+            )
+        return user
+
+    return check
+
+
+SubjectUser = Annotated[User, Depends(require(Role.SUBJECT))]
+ReviewerUser = Annotated[User, Depends(require(Role.REVIEWER))]
+AdminUser = Annotated[User, Depends(require(Role.ADMIN))]
+
+
 def get_authority(
     register: RegisterDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[str | None, Depends(_cookie)],
 ) -> str:
-    """The authority whose API key authorised this request."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("an authority API key is required (Authorization: Bearer ...)")
-    return authenticate(register, credentials.credentials)
+    """The authority acting: from its API key, or from an authority user's session."""
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        return authenticate(register, credentials.credentials)
+    if token:
+        user = session_user(register, token)
+        if user.role == Role.AUTHORITY and user.authority_id:
+            return user.authority_id
+        raise PermissionDeniedError(f"only authorities may do this; you are {user.role}")
+    raise AuthenticationError("an authority API key is required (Authorization: Bearer ...)")
 
 
 AuthorityDep = Annotated[str, Depends(get_authority)]

@@ -18,6 +18,7 @@ from credo.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyError,
+    ThrottledError,
     ValidationError,
 )
 
@@ -29,6 +30,7 @@ STATUS: dict[type[CredoError], int] = {
     PermissionDeniedError: 403,
     AuthenticationError: 401,
     NoActivePolicyError: 503,
+    ThrottledError: 429,
 }
 
 PROBLEM = "application/problem+json"

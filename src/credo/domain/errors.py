@@ -56,3 +56,7 @@ class AuthenticationError(CredoError):
 
 class NoActivePolicyError(CredoError):
     """The register has no active policy yet."""
+
+
+class ThrottledError(CredoError):
+    """Too many attempts in a short time (e.g. failed logins)."""

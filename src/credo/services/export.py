@@ -1,4 +1,5 @@
-"""A subject's whole file, as held: details, every record version, standing, inquiries."""
+"""A subject's whole file as held (GDPR art. 15 style): details, every record version,
+standing with explanation, list and measure history, notices, cases and every inquiry."""
 
 from __future__ import annotations
 
@@ -7,17 +8,47 @@ from typing import Any
 from sqlalchemy import select
 
 from credo.domain.scoring import compute_standing
+from credo.services.cases import subject_cases
+from credo.services.notices import _split, notices_of
 from credo.services.register import Register
 from credo.store import audit, repository
-from credo.store.tables import inquiries
+from credo.store.tables import inquiries, notices
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def export_file(register: Register, subject_id: str, *, actor: str) -> dict[str, Any]:
-    """Everything credo holds on one subject (the export itself is audited)."""
+def _history(conn: Any, subject_id: str) -> list[dict[str, Any]]:
+    """Entries to and exits from lists and measures, from the notices of every change."""
+    events = []
+    for row in conn.execute(
+        select(notices.c.before, notices.c.after, notices.c.created_at)
+        .where(notices.c.subject_id == subject_id, notices.c.kind == "standing.changed")
+        .order_by(notices.c.id)
+    ):
+        old_lists, old_measures = _split(row.before)
+        new_lists, new_measures = _split(row.after)
+        at = _iso(row.created_at)
+        events += [
+            {"at": at, "list": x, "event": "entered"} for x in new_lists if x not in old_lists
+        ]
+        events += [{"at": at, "list": x, "event": "left"} for x in old_lists if x not in new_lists]
+        events += [
+            {"at": at, "measure": x, "event": "started"}
+            for x in new_measures
+            if x not in old_measures
+        ]
+        events += [
+            {"at": at, "measure": x, "event": "ended"}
+            for x in old_measures
+            if x not in new_measures
+        ]
+    return events
+
+
+def subject_file(register: Register, subject_id: str, *, actor: str) -> dict[str, Any]:
+    """Everything credo holds on one subject; reading it is itself audited."""
     today = register.clock.today()
     with register.write() as conn:
         subject = repository.subject_row(conn, subject_id)
@@ -41,6 +72,8 @@ def export_file(register: Register, subject_id: str, *, actor: str) -> dict[str,
                 "email": subject.email,
                 "registered_at": _iso(subject.created_at),
             },
+            "as_of": today.isoformat(),
+            "policy": policy.label,
             "standing": standing.to_json(),
             "records": [
                 {
@@ -60,10 +93,22 @@ def export_file(register: Register, subject_id: str, *, actor: str) -> dict[str,
                     "evidence_uri": r.evidence_uri,
                     "filed_at": _iso(r.filed_at),
                     "effective_until": _iso(r.ends_on),
-                    "revoked": bool(r.revoked),
+                    "state": "revoked"
+                    if r.revoked
+                    else "superseded"
+                    if r.counts_until is not None
+                    else "repaired"
+                    if r.repaired_on is not None
+                    else "current",
+                    "counts_from": _iso(r.counts_from),
+                    "superseded_on": _iso(r.counts_until),
+                    "repaired_on": _iso(r.repaired_on),
                 }
                 for r in rows
             ],
+            "history": _history(conn, subject_id),
+            "cases": subject_cases(conn, subject_id, today),
+            "notices": notices_of(conn, subject_id, policy),
             "inquiries": [
                 {
                     "authority": q.authority_id,
@@ -84,3 +129,6 @@ def export_file(register: Register, subject_id: str, *, actor: str) -> dict[str,
             payload={"records": len(rows)},
         )
     return data
+
+
+export_file = subject_file

@@ -14,6 +14,7 @@ from credo.domain.errors import Problem, ValidationError
 from credo.domain.filing import NewRecord, validate_record
 from credo.domain.policy import Policy
 from credo.domain.scoring import Standing, compute_standing
+from credo.services.notices import notify, notify_batch
 from credo.services.register import Register
 from credo.services.sources import SourceRow
 from credo.store import audit, repository
@@ -164,6 +165,7 @@ def _store_batch(
             )
         )
     repository.insert_rows(conn, "records", RECORD_COLUMNS, rows)
+    notify_batch(conn, batch_id, now)
     count, first, last = repository.record_ids_for_batch(conn, batch_id)
     audit.append(
         conn,
@@ -298,9 +300,22 @@ def file_record(
         ).scalar_one()
         standing = None
         if fresh:
-            standing = subject_standing(conn, policy, result.subject_id, today)
-            repository.save_standing(conn, standing, version_id)
+            standing = refresh_subject(conn, policy, version_id, result.subject_id, today, now)
     return Filed(record_id=int(record_id), created=bool(fresh), standing=standing)
+
+
+def refresh_subject(
+    conn: Any, policy: Policy, version_id: int, subject_id: str, today: date, now: datetime
+) -> Standing:
+    """Recompute one subject's stored standing (pure scorer) and notify a changed membership."""
+    standing = subject_standing(conn, policy, subject_id, today)
+    before = repository.stored_standing(conn, subject_id)
+    old = f"{before.lists}|{before.measures}" if before is not None else "|"
+    new = f"{','.join(standing.lists)}|{','.join(standing.measures)}"
+    if old != new:
+        notify(conn, subject_id, "standing.changed", now, before=old, after=new)
+    repository.save_standing(conn, standing, version_id)
+    return standing
 
 
 def subject_standing(conn: Any, policy: Policy, subject_id: str, as_of: date) -> Standing:

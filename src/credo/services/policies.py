@@ -105,16 +105,21 @@ def activate_policy(
             or c.id not in old.category_by_id
             or old.category_by_id[c.id].valid_for != c.valid_for
         ]
+        dialect = conn.dialect.name
         for category_id in changed:
-            duration = policy.category_by_id[category_id].valid_for
+            end = add_duration_sql(
+                dialect, "decided_on", policy.category_by_id[category_id].valid_for
+            )
             conn.execute(
                 text(
-                    f"UPDATE records SET ends_on = "
-                    f"{add_duration_sql(conn.dialect.name, 'decided_on', duration)} "
-                    "WHERE category = :c"
+                    "UPDATE records SET ends_on = CASE WHEN repaired_on IS NOT NULL AND "
+                    f"repaired_on < {end} THEN repaired_on ELSE {end} END WHERE category = :c"
                 ),
                 {"c": category_id},
             )
+        if old is None or old.policy.objection_period != policy.policy.objection_period:
+            due = add_duration_sql(dialect, "filed_on", policy.policy.objection_period)
+            conn.execute(text(f"UPDATE cases SET due_on = {due}"))
         rescored = rescore_all(
             conn, policy, version_id, register.clock.today(), register.clock.now()
         )
