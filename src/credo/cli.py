@@ -171,10 +171,10 @@ def _run_import(
     file: Path,
     fmt: str | None,
     label: str,
-    run: Callable[[Any, Any, _RejectsFile], ImportReport],
+    run: Callable[[Any, Any, str, Any, _RejectsFile], ImportReport],
     allowed: tuple[str, ...],
 ) -> None:
-    from credo.services.sources import detect_format, read_rows
+    from credo.services.sources import detect_format
 
     if not file.is_file():
         err.print(f"credo: {file} is not a readable file", markup=False)
@@ -185,8 +185,7 @@ def _run_import(
     rejects = _RejectsFile(file)
     try:
         with file.open("rb") as stream, _progress(file, label) as advance, _refusals():
-            rows = read_rows(stream, kind, allowed, on_bytes=advance)
-            report = run(register, rows, rejects)
+            report = run(register, stream, kind, advance, rejects)
     finally:
         rejects.close()
     typer.echo(
@@ -213,12 +212,16 @@ FormatOpt = Annotated[
 def subjects_import(file: Path, fmt: FormatOpt = None) -> None:
     """Register subjects from CSV or JSON Lines (subject_id, name, kind, organisation, ...)."""
     from credo.domain.subjects import SUBJECT_FIELDS
+    from credo.services.sources import read_rows
     from credo.services.subjects import import_subjects
     from credo.settings import Settings
 
     size = Settings().batch_size
 
-    def run(register: Any, rows: Any, rejects: _RejectsFile) -> ImportReport:
+    def run(
+        register: Any, stream: Any, kind: str, advance: Any, rejects: _RejectsFile
+    ) -> ImportReport:
+        rows = read_rows(stream, kind, SUBJECT_FIELDS, on_bytes=advance)
         return import_subjects(
             register, rows, actor=_actor(), source=file.name, batch_size=size, on_reject=rejects
         )
@@ -234,19 +237,26 @@ def import_records_cmd(
 ) -> None:
     """File records from CSV or JSON Lines for one authority; re-running stores nothing twice."""
     from credo.domain.filing import RECORD_FIELDS
-    from credo.services.filing import import_records
+    from credo.services.filing import import_file
     from credo.settings import Settings
 
-    size = Settings().batch_size
+    settings = Settings()
+    # Validation runs in a second process for big files, beside the database writes.
+    workers = 1 if file.is_file() and file.stat().st_size > 4 * 1024 * 1024 else 0
 
-    def run(register: Any, rows: Any, rejects: _RejectsFile) -> ImportReport:
-        return import_records(
+    def run(
+        register: Any, stream: Any, kind: str, advance: Any, rejects: _RejectsFile
+    ) -> ImportReport:
+        return import_file(
             register,
-            rows,
+            stream,
+            kind,
             authority_id=authority,
             actor=_actor(),
             source=file.name,
-            batch_size=size,
+            batch_size=settings.batch_size,
+            workers=workers,
+            on_bytes=advance,
             on_reject=rejects,
         )
 

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
 from credo.domain.errors import Problem, ValidationError
-from credo.domain.filing import NewRecord, validate_record
+from credo.domain.filing import RECORD_FIELDS, validate_record
 from credo.domain.policy import Policy
 from credo.domain.scoring import Standing, compute_standing
 from credo.services.notices import notify, notify_batch
 from credo.services.register import Register
-from credo.services.sources import SourceRow
+from credo.services.sources import RawBatch, SourceRow, parse_batch, raw_text, read_batches
 from credo.store import audit, repository
 from credo.store.db import is_sqlite
-from credo.store.repository import RECORD_COLUMNS
 from credo.store.rescore import catch_up, lock_register
 from credo.store.tables import records
 
@@ -69,53 +72,96 @@ def _ignore(line: int, status: str, reference: str) -> None:
     """Default row-outcome hook: nothing to do."""
 
 
+# An insert-ready record row: the records columns but batch_id and filed_at,
+# dates as ISO text (both SQLite and COPY take them). Index positions used below:
+_REF, _SUBJECT, _HASH = 1, 3, 11
+ROW_COLUMNS = (
+    "authority_id", "reference", "version", "subject_id", "category", "decided_on",
+    "occurred_on", "legal_basis", "summary", "amount", "evidence_uri", "row_hash", "ends_on",
+    "revoked",
+)  # fmt: skip
+
+
+@dataclass
+class Prepared:
+    """One batch after validation: rows ready to store, and the rows refused."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    raws: list[SourceRow] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def prepare_batch(
+    batch: list[SourceRow], *, policy: Policy, authority_id: str, today: date
+) -> Prepared:
+    """Validate, hash and date every row of a batch (pure: runs in a worker process too)."""
+    out = Prepared()
+    categories = policy.category_by_id
+    for row in batch:
+        if row.fields is None:
+            assert row.problem is not None
+            out.rejects.append(Reject(row.line, [row.problem], row.raw))
+            continue
+        rec = validate_record(row.fields, authority_id=authority_id, policy=policy, today=today)
+        if isinstance(rec, list):
+            out.rejects.append(Reject(row.line, rec, raw_text(row)))
+            continue
+        ends = categories[rec.category].valid_for.add_to(rec.decided_on)
+        out.rows.append(
+            (
+                rec.authority_id,
+                rec.reference,
+                1,
+                rec.subject_id,
+                rec.category,
+                rec.decided_on.isoformat(),
+                rec.occurred_on.isoformat() if rec.occurred_on else None,
+                rec.legal_basis,
+                rec.summary,
+                None if rec.amount is None else str(rec.amount),
+                rec.evidence_uri,
+                rec.content_hash(),
+                ends.isoformat(),
+                False,
+            )
+        )
+        out.lines.append(row.line)
+        out.raws.append(row)
+    return out
+
+
 def _classify(
-    candidates: list[tuple[int, NewRecord, str, str]],
+    prepared: Prepared,
     known_subjects: set[str],
     filed: dict[str, str],
     report: ImportReport,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None] = _ignore,
-) -> list[tuple[NewRecord, str]]:
+) -> list[tuple[Any, ...]]:
     """Split validated rows into new ones, retries of stored ones, and conflicts."""
-    fresh: list[tuple[NewRecord, str]] = []
-    for line, rec, row_hash, raw in candidates:
-        if rec.subject_id not in known_subjects:
-            _reject(
-                report,
-                on_reject,
-                Reject(
-                    line,
-                    [Problem("subject_id", f"subject {rec.subject_id!r} is not registered")],
-                    raw,
-                ),
-            )
+    fresh: list[tuple[Any, ...]] = []
+    for row, line, source in zip(prepared.rows, prepared.lines, prepared.raws, strict=True):
+        subject_id, reference, row_hash = row[_SUBJECT], row[_REF], row[_HASH]
+        if subject_id not in known_subjects:
+            problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
+            _reject(report, on_reject, Reject(line, [problem], raw_text(source)))
             continue
-        previous = filed.get(rec.reference)
+        previous = filed.get(reference)
         if previous is None:
-            filed[rec.reference] = row_hash
-            fresh.append((rec, row_hash))
-            on_accept(line, "stored", rec.reference)
+            filed[reference] = row_hash
+            fresh.append(row)
+            on_accept(line, "stored", reference)
         elif previous == row_hash:
             report.duplicates += 1
-            on_accept(line, "duplicate", rec.reference)
+            on_accept(line, "duplicate", reference)
         else:
-            _reject(
-                report,
-                on_reject,
-                Reject(
-                    line,
-                    [
-                        Problem(
-                            "reference",
-                            f"{rec.reference!r} is already filed by this authority with "
-                            "different content; a changed decision is a correction, "
-                            "not a new filing",
-                        )
-                    ],
-                    raw,
-                ),
+            problem = Problem(
+                "reference",
+                f"{reference!r} is already filed by this authority with different content; "
+                "a changed decision is a correction, not a new filing",
             )
+            _reject(report, on_reject, Reject(line, [problem], raw_text(source)))
     return fresh
 
 
@@ -126,45 +172,19 @@ def _reject(report: ImportReport, on_reject: Callable[[Reject], None], reject: R
 
 def _store_batch(
     conn: Any,
-    policy: Policy,
     authority_id: str,
-    fresh: list[tuple[NewRecord, str]],
+    fresh: list[tuple[Any, ...]],
     *,
     source: str,
     actor: str,
     now: datetime,
 ) -> int:
-    """Insert one batch of new records and its audit entry; returns the batch id."""
+    """Insert one batch of new records, their notices and the audit entry; returns its id."""
     batch_id = repository.new_batch(conn, "records", source, now, authority_id)
-    sqlite = is_sqlite(conn)
-    categories = policy.category_by_id
-    stamp = now.isoformat(sep=" ") if sqlite else now
-    rows = []
-    for rec, row_hash in fresh:
-        ends = categories[rec.category].valid_for.add_to(rec.decided_on)
-        rows.append(
-            (
-                rec.authority_id,
-                rec.reference,
-                1,
-                rec.subject_id,
-                rec.category,
-                rec.decided_on.isoformat() if sqlite else rec.decided_on,
-                (rec.occurred_on.isoformat() if sqlite else rec.occurred_on)
-                if rec.occurred_on
-                else None,
-                rec.legal_basis,
-                rec.summary,
-                (str(rec.amount) if sqlite else rec.amount) if rec.amount is not None else None,
-                rec.evidence_uri,
-                batch_id,
-                row_hash,
-                stamp,
-                ends.isoformat() if sqlite else ends,
-                False,
-            )
-        )
-    repository.insert_rows(conn, "records", RECORD_COLUMNS, rows)
+    stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
+    repository.insert_rows(
+        conn, "records", ROW_COLUMNS, fresh, constants={"batch_id": batch_id, "filed_at": stamp}
+    )
     notify_batch(conn, batch_id, now)
     count, first, last = repository.record_ids_for_batch(conn, batch_id)
     audit.append(
@@ -172,7 +192,7 @@ def _store_batch(
         actor=actor,
         action="records.filed",
         at=now,
-        digest=audit.rows_digest(h for _, h in fresh),
+        digest=audit.rows_digest(row[_HASH] for row in fresh),
         payload={
             "batch_id": batch_id,
             "authority": authority_id,
@@ -189,6 +209,34 @@ def _batches(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
         yield batch
+
+
+def _store_prepared(
+    register: Register,
+    prepared: Prepared,
+    report: ImportReport,
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None],
+) -> None:
+    """Report a batch's refusals and store its new rows in one transaction."""
+    for reject in prepared.rejects:
+        _reject(report, on_reject, reject)
+    if not prepared.rows:
+        return
+    now = register.clock.now()
+    with register.write() as conn:
+        lock_register(conn, exclusive=False, authority_id=authority_id)
+        known = set(repository.existing_subjects(conn, (r[_SUBJECT] for r in prepared.rows)))
+        filed = repository.existing_references(conn, authority_id, (r[_REF] for r in prepared.rows))
+        fresh = _classify(prepared, known, filed, report, on_reject, on_accept)
+        if fresh:
+            _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
+            report.stored += len(fresh)
+            report.batches += 1
 
 
 def import_records(
@@ -214,37 +262,95 @@ def import_records(
     today = register.clock.today()
     report = ImportReport()
     for batch in _batches(rows, batch_size):
-        candidates: list[tuple[int, NewRecord, str, str]] = []
-        for row in batch:
-            if row.fields is None:
-                assert row.problem is not None
-                _reject(report, on_reject, Reject(row.line, [row.problem], row.raw))
-                continue
-            result = validate_record(
-                row.fields, authority_id=authority_id, policy=policy, today=today
-            )
-            if isinstance(result, list):
-                _reject(report, on_reject, Reject(row.line, result, row.raw))
-            else:
-                candidates.append((row.line, result, result.content_hash(), row.raw))
-        if candidates:
-            now = register.clock.now()
-            with register.write() as conn:
-                lock_register(conn, exclusive=False, authority_id=authority_id)
-                known = set(
-                    repository.existing_subjects(conn, (c[1].subject_id for c in candidates))
-                )
-                filed = repository.existing_references(
-                    conn, authority_id, (c[1].reference for c in candidates)
-                )
-                fresh = _classify(candidates, known, filed, report, on_reject, on_accept)
-                if fresh:
-                    _store_batch(
-                        conn, policy, authority_id, fresh, source=source, actor=actor, now=now
-                    )
-                    report.stored += len(fresh)
-                    report.batches += 1
+        prepared = prepare_batch(batch, policy=policy, authority_id=authority_id, today=today)
+        _store_prepared(
+            register,
+            prepared,
+            report,
+            authority_id=authority_id,
+            actor=actor,
+            source=source,
+            on_reject=on_reject,
+            on_accept=on_accept,
+        )
         on_batch(report)
+    if report.stored:
+        report.rescored = rescore_register_pending(register)
+    return report
+
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_init(policy_text: str, authority_id: str, today: date) -> None:
+    from credo.domain.policy_load import load_policy
+
+    _worker.update(policy=load_policy(policy_text), authority_id=authority_id, today=today)
+
+
+def _worker_prepare(raw: RawBatch) -> Prepared:
+    return prepare_batch(
+        parse_batch(raw),
+        policy=_worker["policy"],
+        authority_id=_worker["authority_id"],
+        today=_worker["today"],
+    )
+
+
+def import_file(
+    register: Register,
+    stream: BinaryIO,
+    fmt: str,
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    batch_size: int = 20_000,
+    workers: int = 1,
+    on_bytes: Callable[[int], None] | None = None,
+    on_reject: Callable[[Reject], None] = lambda r: None,
+) -> ImportReport:
+    """`credo import`: read a file sequentially while `workers` processes validate batches,
+    storing each batch (in file order) as soon as it is ready."""
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+        _, policy_text = repository.active_policy_row(conn)
+    _require_authority(policy, authority_id)
+    today = register.clock.today()
+    report = ImportReport()
+    raw = read_batches(stream, fmt, RECORD_FIELDS, batch_size, on_bytes)
+    store = partial(
+        _store_prepared,
+        register,
+        report=report,
+        authority_id=authority_id,
+        actor=actor,
+        source=source,
+        on_reject=on_reject,
+        on_accept=_ignore,
+    )
+    if workers < 1:
+        for batch in raw:
+            store(
+                prepare_batch(
+                    parse_batch(batch), policy=policy, authority_id=authority_id, today=today
+                )
+            )
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(policy_text, authority_id, today),
+        ) as pool:
+            in_flight: deque[Future[Prepared]] = deque()
+            for batch in raw:
+                in_flight.append(pool.submit(_worker_prepare, batch))
+                if len(in_flight) > workers:
+                    store(in_flight.popleft().result())
+            while in_flight:
+                store(in_flight.popleft().result())
     if report.stored:
         report.rescored = rescore_register_pending(register)
     return report
@@ -274,33 +380,36 @@ def file_record(
     with register.read() as conn:
         _, policy = register.active_policy(conn)
     _require_authority(policy, authority_id)
-    result = validate_record(fields, authority_id=authority_id, policy=policy, today=today)
-    if isinstance(result, list):
-        raise ValidationError("the record was refused", result)
-    row_hash = result.content_hash()
+    prepared = prepare_batch(
+        [SourceRow(1, fields)], policy=policy, authority_id=authority_id, today=today
+    )
+    if prepared.rejects:
+        raise ValidationError("the record was refused", prepared.rejects[0].problems)
+    row = prepared.rows[0]
+    subject_id, reference = row[_SUBJECT], row[_REF]
     now = register.clock.now()
     with register.write() as conn:
         lock_register(conn, exclusive=False, authority_id=authority_id)
         version_id, policy = register.active_policy(conn)
         report = ImportReport()
         rejects: list[Reject] = []
-        known = set(repository.existing_subjects(conn, [result.subject_id]))
-        filed = repository.existing_references(conn, authority_id, [result.reference])
-        fresh = _classify([(1, result, row_hash, "")], known, filed, report, rejects.append)
+        known = set(repository.existing_subjects(conn, [subject_id]))
+        filed = repository.existing_references(conn, authority_id, [reference])
+        fresh = _classify(prepared, known, filed, report, rejects.append)
         if rejects:
             raise ValidationError("the record was refused", rejects[0].problems)
         if fresh:
-            _store_batch(conn, policy, authority_id, fresh, source=source, actor=actor, now=now)
+            _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
         record_id = conn.execute(
             select(records.c.id).where(
                 records.c.authority_id == authority_id,
-                records.c.reference == result.reference,
+                records.c.reference == reference,
                 records.c.version == 1,
             )
         ).scalar_one()
         standing = None
         if fresh:
-            standing = refresh_subject(conn, policy, version_id, result.subject_id, today, now)
+            standing = refresh_subject(conn, policy, version_id, subject_id, today, now)
     return Filed(record_id=int(record_id), created=bool(fresh), standing=standing)
 
 

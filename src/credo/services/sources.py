@@ -52,26 +52,125 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     )
 
 
+class RawBatch(NamedTuple):
+    """Rows as read, before parsing: cheap to read sequentially and to ship to a worker.
+
+    CSV items are (line, values) with the header in `names`; JSON Lines items are
+    (line, text). An item whose second element is a Problem could not be read at all.
+    """
+
+    fmt: str
+    names: tuple[str, ...]
+    items: list[tuple[int, Any]]
+
+
+def _text_stream(stream: BinaryIO, on_bytes: Callable[[int], None] | None) -> io.TextIOWrapper:
+    return io.TextIOWrapper(
+        io.BufferedReader(_Counting(stream, on_bytes), 1 << 20),
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="",
+    )
+
+
+def read_batches(
+    stream: BinaryIO,
+    fmt: str,
+    allowed: tuple[str, ...],
+    size: int,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[RawBatch]:
+    """Read a CSV (header line first) or JSON Lines stream in batches of `size` rows.
+
+    A CSV header naming a column outside `allowed` refuses the whole file before any row.
+    """
+    text = _text_stream(stream, on_bytes)
+    items: list[tuple[int, Any]] = []
+    if fmt == "csv":
+        reader = csv.reader(text, strict=True)
+        names = _csv_header(reader, allowed)
+        if names is None:
+            return
+        while True:
+            start = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                items.append((start, Problem("row", f"malformed CSV: {exc}")))
+                continue
+            if not values or (len(values) == 1 and not values[0].strip() and len(names) > 1):
+                continue  # a blank line
+            items.append((start, values))
+            if len(items) >= size:
+                yield RawBatch(fmt, names, items)
+                items = []
+    else:
+        names = ()
+        for number, line in enumerate(text, 1):
+            if line.strip():
+                items.append((number, line))
+                if len(items) >= size:
+                    yield RawBatch(fmt, names, items)
+                    items = []
+    if items:
+        yield RawBatch(fmt, names, items)
+
+
+def parse_batch(batch: RawBatch) -> list[SourceRow]:
+    """Turn a raw batch into rows with fields, or the reason a row cannot be read."""
+    rows: list[SourceRow] = []
+    append = rows.append
+    if batch.fmt == "csv":
+        names = batch.names
+        width = len(names)
+        for line, values in batch.items:
+            if isinstance(values, Problem):
+                append(SourceRow(line, None, values))
+            elif len(values) != width:
+                problem = Problem("row", f"has {len(values)} fields; the header has {width}")
+                append(SourceRow(line, None, problem, ",".join(values)))
+            elif _bad_text(values):
+                append(
+                    SourceRow(line, None, Problem("row", "is not valid UTF-8"), ",".join(values))
+                )
+            else:
+                append(SourceRow(line, dict(zip(names, values, strict=True)), None, ""))
+        return rows
+    for line, text in batch.items:
+        stripped = text.strip()
+        if _bad_text([stripped]):
+            append(SourceRow(line, None, Problem("row", "is not valid UTF-8"), stripped))
+            continue
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            append(SourceRow(line, None, Problem("row", f"is not valid JSON: {exc.msg}"), stripped))
+            continue
+        if not isinstance(value, dict):
+            append(SourceRow(line, None, Problem("row", "must be a JSON object"), stripped))
+            continue
+        append(SourceRow(line, value, None, stripped))
+    return rows
+
+
+def raw_text(row: SourceRow) -> str:
+    """The row as it was in the file, for the rejects file."""
+    if row.raw or row.fields is None:
+        return row.raw
+    return ",".join("" if v is None else str(v) for v in row.fields.values())
+
+
 def read_rows(
     stream: BinaryIO,
     fmt: str,
     allowed: tuple[str, ...],
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[SourceRow]:
-    """Yield rows of a CSV (header line first) or JSON Lines stream.
-
-    A CSV header naming a column outside `allowed` refuses the whole file before any row.
-    """
-    text = io.TextIOWrapper(
-        io.BufferedReader(_Counting(stream, on_bytes), 1 << 20),
-        encoding="utf-8-sig",
-        errors="surrogateescape",
-        newline="",
-    )
-    if fmt == "csv":
-        yield from _csv_rows(text, allowed)
-    else:
-        yield from _jsonl_rows(text)
+    """Yield parsed rows of a CSV or JSON Lines stream, one at a time."""
+    for batch in read_batches(stream, fmt, allowed, 5_000, on_bytes):
+        yield from parse_batch(batch)
 
 
 def _bad_text(values: list[str]) -> bool:
@@ -86,12 +185,11 @@ def _bad_text(values: list[str]) -> bool:
     return False
 
 
-def _csv_rows(text: io.TextIOWrapper, allowed: tuple[str, ...]) -> Iterator[SourceRow]:
-    reader = csv.reader(text, strict=True)
+def _csv_header(reader: Any, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
     try:
         header = next(reader)
     except StopIteration:
-        return
+        return None
     except csv.Error as exc:
         raise ValidationError(
             "line 1: the CSV header cannot be read", [Problem("line 1", str(exc))]
@@ -107,53 +205,11 @@ def _csv_rows(text: io.TextIOWrapper, allowed: tuple[str, ...]) -> Iterator[Sour
         )
         for n in unknown
     ]
-    dupes = {n for n in names if names.count(n) > 1}
+    dupes = sorted({n for n in names if names.count(n) > 1})
     problems += [Problem(f"line 1, column {n!r}", "appears more than once") for n in dupes]
     if problems:
         raise ValidationError(
             f"the CSV header names columns credo does not accept (allowed: {', '.join(allowed)})",
             problems,
         )
-    width = len(names)
-    while True:
-        start = reader.line_num + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield SourceRow(start, None, Problem("row", f"malformed CSV: {exc}"))
-            continue
-        if len(values) != width:
-            if not values or (len(values) == 1 and not values[0].strip()):
-                continue  # a blank line
-            yield SourceRow(
-                start,
-                None,
-                Problem("row", f"has {len(values)} fields; the header has {width}"),
-                ",".join(values),
-            )
-            continue
-        if _bad_text(values):
-            yield SourceRow(start, None, Problem("row", "is not valid UTF-8"), ",".join(values))
-            continue
-        yield SourceRow(start, dict(zip(names, values, strict=True)), None, ",".join(values))
-
-
-def _jsonl_rows(text: io.TextIOWrapper) -> Iterator[SourceRow]:
-    for number, line in enumerate(text, 1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if _bad_text([stripped]):
-            yield SourceRow(number, None, Problem("row", "is not valid UTF-8"), stripped)
-            continue
-        try:
-            value = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            yield SourceRow(number, None, Problem("row", f"is not valid JSON: {exc.msg}"), stripped)
-            continue
-        if not isinstance(value, dict):
-            yield SourceRow(number, None, Problem("row", "must be a JSON object"), stripped)
-            continue
-        yield SourceRow(number, value, raw=stripped)
+    return tuple(names)

@@ -9,7 +9,7 @@ from credo.domain.scoring import compute_standing
 from credo.domain.subjects import NewSubject, validate_subject
 from credo.services.filing import ImportReport, Reject, _batches
 from credo.services.register import Register
-from credo.services.sources import SourceRow
+from credo.services.sources import SourceRow, raw_text
 from credo.store import audit, repository
 from credo.store.db import is_sqlite
 
@@ -47,9 +47,9 @@ def import_subjects(
                 continue
             result = validate_subject(row.fields)
             if isinstance(result, list):
-                _refuse(report, on_reject, Reject(row.line, result, row.raw))
+                _refuse(report, on_reject, Reject(row.line, result, raw_text(row)))
             else:
-                candidates.append((row.line, result, result.content_hash(), row.raw))
+                candidates.append((row.line, result, result.content_hash(), raw_text(row)))
         if candidates:
             _store(register, candidates, report, on_reject, actor=actor, source=source)
         on_batch(report)

@@ -25,25 +25,6 @@ from credo.store.tables import (
 
 CHUNK = 5_000
 
-RECORD_COLUMNS = (
-    "authority_id",
-    "reference",
-    "version",
-    "subject_id",
-    "category",
-    "decided_on",
-    "occurred_on",
-    "legal_basis",
-    "summary",
-    "amount",
-    "evidence_uri",
-    "batch_id",
-    "row_hash",
-    "filed_at",
-    "ends_on",
-    "revoked",
-)
-
 
 def active_policy_row(conn: Connection) -> tuple[int, str]:
     """The active policy version's id and text."""
@@ -109,22 +90,43 @@ def existing_references(
 
 
 def insert_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    constants: dict[str, Any] | None = None,
 ) -> None:
-    """Bulk insert: executemany on SQLite, COPY on PostgreSQL."""
+    """Bulk insert: executemany on SQLite, COPY on PostgreSQL.
+
+    `constants` are columns with one value for every row (ids and timestamps credo made).
+    """
     if not rows:
         return
+    extra = constants or {}
+    names = ", ".join([*columns, *extra])
     if is_sqlite(conn):
-        marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows)
-        )
+        marks = ", ".join(["?"] * len(columns) + [_sql_literal(v) for v in extra.values()])
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
         return
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    tail = tuple(extra.values())
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        if tail:
+            for row in rows:
+                copy.write_row(row + tail)
+        else:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _sql_literal(value: Any) -> str:
+    """A constant credo generated itself (an id or a timestamp), as an SQL literal."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def record_ids_for_batch(conn: Connection, batch_id: int) -> tuple[int, int, int]:
