@@ -182,11 +182,12 @@ def _store_batch(
     """Insert one batch of new records, their notices and the audit entry; returns its id."""
     batch_id = repository.new_batch(conn, "records", source, now, authority_id)
     stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
+    after = repository.newest_record_id(conn)
     repository.insert_rows(
         conn, "records", ROW_COLUMNS, fresh, constants={"batch_id": batch_id, "filed_at": stamp}
     )
-    notify_batch(conn, batch_id, now)
-    count, first, last = repository.record_ids_for_batch(conn, batch_id)
+    notify_batch(conn, batch_id, after, now)
+    count, first, last = repository.record_ids_for_batch(conn, batch_id, after)
     audit.append(
         conn,
         actor=actor,

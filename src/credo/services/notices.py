@@ -99,8 +99,8 @@ def notify(
     )
 
 
-def notify_batch(conn: Connection, batch_id: int, now: datetime) -> None:
-    """One `record.filed` notice per record of a batch, set-based."""
+def notify_batch(conn: Connection, batch_id: int, after: int, now: datetime) -> None:
+    """One `record.filed` notice per record of a batch (ids above `after`), set-based."""
     conn.execute(
         insert(notices).from_select(
             ["subject_id", "kind", "record_id", "created_at", "status", "attempts"],
@@ -111,7 +111,7 @@ def notify_batch(conn: Connection, batch_id: int, now: datetime) -> None:
                 _literal(now),
                 _literal("pending"),
                 _literal(0),
-            ).where(records.c.batch_id == batch_id),
+            ).where(records.c.id > after, records.c.batch_id == batch_id),
         )
     )
 

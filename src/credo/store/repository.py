@@ -129,11 +129,16 @@ def _sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def record_ids_for_batch(conn: Connection, batch_id: int) -> tuple[int, int, int]:
-    """(count, first id, last id) of the records a batch stored."""
+def newest_record_id(conn: Connection) -> int:
+    """The highest record id so far (0 for none): a batch's rows all come after it."""
+    return int(conn.execute(select(func.coalesce(func.max(records.c.id), 0))).scalar_one())
+
+
+def record_ids_for_batch(conn: Connection, batch_id: int, after: int) -> tuple[int, int, int]:
+    """(count, first id, last id) of the records a batch stored, all with ids above `after`."""
     row = conn.execute(
         select(func.count(), func.min(records.c.id), func.max(records.c.id)).where(
-            records.c.batch_id == batch_id
+            records.c.id > after, records.c.batch_id == batch_id
         )
     ).one()
     return int(row[0]), int(row[1] or 0), int(row[2] or 0)

@@ -114,6 +114,12 @@ records = Table(
     UniqueConstraint("authority_id", "reference", "version"),
     Index("ix_records_subject_id", "subject_id"),
     Index("ix_records_ends_on", "ends_on"),
+    Index(
+        "ix_records_counts_until",
+        "counts_until",
+        sqlite_where=text("counts_until IS NOT NULL"),
+        postgresql_where=text("counts_until IS NOT NULL"),
+    ),
 )
 
 standings = Table(
@@ -262,4 +268,5 @@ cases = Table(
     Index("ix_cases_subject_id", "subject_id"),
     Index("ix_cases_status_due", "status", "due_on"),
     Index("ix_cases_record_id", "record_id"),
+    Index("ix_cases_due_on", "due_on"),
 )

@@ -119,6 +119,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index("ix_cases_record_id", ["record_id"], unique=False)
+        batch_op.create_index("ix_cases_due_on", ["due_on"], unique=False)
         batch_op.create_index("ix_cases_status_due", ["status", "due_on"], unique=False)
         batch_op.create_index("ix_cases_subject_id", ["subject_id"], unique=False)
 
@@ -137,10 +138,18 @@ def upgrade() -> None:
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.add_column(sa.Column("repaired_on", sa.Date(), nullable=True))
         batch_op.create_index("ix_records_ends_on", ["ends_on"], unique=False)
+        batch_op.create_index(
+            "ix_records_counts_until",
+            ["counts_until"],
+            unique=False,
+            sqlite_where=sa.text("counts_until IS NOT NULL"),
+            postgresql_where=sa.text("counts_until IS NOT NULL"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("records", schema=None) as batch_op:
+        batch_op.drop_index("ix_records_counts_until")
         batch_op.drop_index("ix_records_ends_on")
         batch_op.drop_column("repaired_on")
 
@@ -151,6 +160,7 @@ def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_subject_id")
         batch_op.drop_index("ix_cases_status_due")
+        batch_op.drop_index("ix_cases_due_on")
         batch_op.drop_index("ix_cases_record_id")
 
     op.drop_table("cases")
