@@ -16,7 +16,6 @@ from credo.domain.scoring import Standing
 from credo.store.db import is_sqlite
 from credo.store.tables import (
     batches,
-    cases,
     policy_versions,
     records,
     standings,
@@ -152,44 +151,65 @@ def subject_row(conn: Connection, subject_id: str) -> Any:
     return row
 
 
+_FACTS = (
+    "SELECT r.id, r.authority_id, r.reference, r.category, r.decided_on, r.revoked, "
+    "r.repaired_on, r.counts_from, r.counts_until, c.filed_on, c.decided_on "
+    "FROM records r LEFT JOIN cases c ON c.record_id = r.id AND c.kind = 'objection' "
+    "WHERE r.subject_id = {mark} ORDER BY r.id"
+)
+_FACTS_SQLITE = _FACTS.format(mark="?")
+_FACTS_PG = _FACTS.format(mark="%s")
+
+
+def _day(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
 def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
-    """Every stored version of the subject's records, with its objections, as scored."""
-    disputes: dict[int, list[Dispute]] = {}
-    for case in conn.execute(
-        select(cases.c.record_id, cases.c.filed_on, cases.c.decided_on).where(
-            cases.c.subject_id == subject_id,
-            cases.c.kind == "objection",
-            cases.c.record_id.is_not(None),
+    """Every stored version of the subject's records, with its objections, as scored.
+
+    One indexed query through the driver: this is the hot path of every standing lookup.
+    """
+    sqlite = is_sqlite(conn)
+    rows = conn.exec_driver_sql(_FACTS_SQLITE if sqlite else _FACTS_PG, (subject_id,)).all()
+    facts: list[RecordFacts] = []
+    last_id = None
+    for row in rows:
+        disputes: tuple[Dispute, ...] = ()
+        if row[9] is not None:
+            disputes = (Dispute(_day(row[9]), _day(row[10])),)  # type: ignore[arg-type]
+        if row[0] == last_id:  # a further objection on the same record version
+            prev = facts[-1]
+            facts[-1] = RecordFacts(
+                prev.authority,
+                prev.reference,
+                prev.category,
+                prev.decided_on,
+                prev.repaired_on,
+                prev.revoked,
+                prev.disputes + disputes,
+                prev.counts_from,
+                prev.counts_until,
+            )
+            continue
+        last_id = row[0]
+        decided = row[4] if not sqlite else date.fromisoformat(row[4])
+        facts.append(
+            RecordFacts(
+                row[1],
+                row[2],
+                row[3],
+                decided,
+                _day(row[6]),
+                bool(row[5]),
+                disputes,
+                _day(row[7]),
+                _day(row[8]),
+            )
         )
-    ):
-        disputes.setdefault(case.record_id, []).append(Dispute(case.filed_on, case.decided_on))
-    rows = conn.execute(
-        select(
-            records.c.id,
-            records.c.authority_id,
-            records.c.reference,
-            records.c.category,
-            records.c.decided_on,
-            records.c.revoked,
-            records.c.repaired_on,
-            records.c.counts_from,
-            records.c.counts_until,
-        ).where(records.c.subject_id == subject_id)
-    )
-    return [
-        RecordFacts(
-            authority=r.authority_id,
-            reference=r.reference,
-            category=r.category,
-            decided_on=r.decided_on,
-            repaired_on=r.repaired_on,
-            revoked=bool(r.revoked),
-            disputes=tuple(disputes.get(r.id, ())),
-            counts_from=r.counts_from,
-            counts_until=r.counts_until,
-        )
-        for r in rows
-    ]
+    return facts
 
 
 def subject_records(conn: Connection, subject_id: str) -> list[Any]:
