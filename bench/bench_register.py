@@ -644,6 +644,7 @@ def bench_engine(
     v["import_peak_rss_mb"] = round(child.peak_rss_mb, 1)
     v["import_rescored_subjects"] = counts["rescored"]
     log(f"{engine.name}: credo import {child.seconds:.1f} s, peak RSS {child.peak_rss_mb:.0f} MB")
+    v["database_mb"] = round(engine.size_mb(), 1)  # credo's database alone
 
     log(f"{engine.name}: hand-written loader")
     seconds, loaded = timed(lambda: engine.hand_load(records_csv, policy))
@@ -655,7 +656,6 @@ def bench_engine(
     v["import_ratio"] = round(v["import_s"] / seconds, 2)
     log(f"{engine.name}: hand-written loader {seconds:.1f} s")
     engine.after_load()
-    v["database_mb"] = round(engine.size_mb(), 1)
 
     # 2. full rescore, alternating credo and hand-written, median of `runs`
     register = build_register(engine.settings())
@@ -838,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-data", action="store_true", help="keep the CSV files and the databases"
     )
     args = parser.parse_args(argv)
+    if min(args.subjects, args.records, args.runs) < 1:
+        parser.error("--subjects, --records and --runs must be at least 1")
     names = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = set(names) - {"sqlite", "postgres"}
     if unknown or not names:
