@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
@@ -39,28 +40,35 @@ from credo.services.sources import read_rows
 from credo.services.subjects import import_subjects
 from credo.services.sweep import sweep
 from credo.settings import Settings
+from credo.store.db import dateparam
 from credo.synthetic import Shape
 
 AUTHORITY = "bench-registry"
 
 
-def step_for(conn: object, since: date, share: float, subjects: int) -> date:
-    """The first day D after `since` such that records ending in (since, D] touch about
-    `share` of the subjects."""
+def step_for(conn: Any, since: date, share: float, subjects: int) -> date:
+    """The first day D after `since` such that records ending in (since, D] belong to about
+    `share` of the subjects (binary search over the window's end)."""
     want = max(1, int(subjects * share))
-    rows = conn.execute(  # type: ignore[attr-defined]
-        text(
-            "SELECT ends_on, COUNT(*) FROM records WHERE ends_on > :s "
-            "GROUP BY ends_on ORDER BY ends_on LIMIT 4000"
-        ),
-        {"s": since.isoformat() if conn.dialect.name == "sqlite" else since},  # type: ignore[attr-defined]
-    ).all()
-    total = 0
-    for ends_on, count in rows:
-        total += count  # records, a slight overestimate of distinct subjects
-        if total >= want:
-            return ends_on if isinstance(ends_on, date) else date.fromisoformat(ends_on)
-    return since + timedelta(days=30)
+
+    def touched(day: date) -> int:
+        value = conn.execute(
+            text(
+                "SELECT COUNT(DISTINCT subject_id) FROM records "
+                "WHERE ends_on > :s AND ends_on <= :d"
+            ),
+            {"s": dateparam(conn, since), "d": dateparam(conn, day)},
+        ).scalar_one()
+        return int(value)
+
+    low, high = 1, 3 * 365
+    while low < high:
+        middle = (low + high) // 2
+        if touched(since + timedelta(days=middle)) >= want:
+            high = middle
+        else:
+            low = middle + 1
+    return since + timedelta(days=low)
 
 
 def main(argv: list[str] | None = None) -> int:
