@@ -31,9 +31,22 @@ def get_register(request: Request) -> Register:
 RegisterDep = Annotated[Register, Depends(get_register)]
 
 
-def get_user(register: RegisterDep, token: Annotated[str | None, Depends(_cookie)]) -> User:
-    """The person whose session cookie came with the request."""
+def get_user(
+    register: RegisterDep,
+    token: Annotated[str | None, Depends(_cookie)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The person whose session cookie came with the request.
+
+    An authority's API key is a valid identity but not a person: it gets 403, not 401.
+    """
     if not token:
+        if credentials is not None and credentials.scheme.lower() == "bearer":
+            authority = authenticate(register, credentials.credentials)
+            raise PermissionDeniedError(
+                f"authority {authority!r} cannot do this with an API key: it needs a person's "
+                "session with the right role"
+            )
         raise AuthenticationError("log in first (POST /v1/auth/login)")
     return session_user(register, token)
 

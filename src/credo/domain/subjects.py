@@ -12,7 +12,7 @@ from credo.domain.errors import Problem
 
 SUBJECT_FIELDS = ("subject_id", "name", "kind", "organisation", "position", "email")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _LIMITS = {"name": 200, "organisation": 200, "position": 200, "email": 254}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -88,7 +88,6 @@ class Prepared:
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
-    raws: list[SourceRow] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -127,8 +126,13 @@ def prepare_batch(
             )
         )
         out.lines.append(row.line)
-        out.raws.append(row)
     return out
+
+
+def _row_text(row: tuple[Any, ...]) -> str:
+    """A stored-to-be row as the file's fields, for the rejects file."""
+    fields = (row[1], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10])
+    return ",".join("" if v is None else str(v) for v in fields)
 
 
 def _classify(
@@ -141,11 +145,11 @@ def _classify(
 ) -> list[tuple[Any, ...]]:
     """Split validated rows into new ones, retries of stored ones, and conflicts."""
     fresh: list[tuple[Any, ...]] = []
-    for row, line, source in zip(prepared.rows, prepared.lines, prepared.raws, strict=True):
+    for row, line in zip(prepared.rows, prepared.lines, strict=True):
         subject_id, reference, row_hash = row[_SUBJECT], row[_REF], row[_HASH]
         if subject_id not in known_subjects:
             problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
-            _reject(report, on_reject, Reject(line, [problem], raw_text(source)))
+            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
             continue
         previous = filed.get(reference)
         if previous is None:
@@ -161,7 +165,7 @@ def _classify(
                 f"{reference!r} is already filed by this authority with different content; "
                 "a changed decision is a correction, not a new filing",
             )
-            _reject(report, on_reject, Reject(line, [problem], raw_text(source)))
+            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
     return fresh
 
 

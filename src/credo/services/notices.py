@@ -65,7 +65,7 @@ class SmtpSender:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username:
                 smtp.login(self.username, self.password or "")
-            refused = smtp.send_message(message)
+            refused = smtp.send_message(message, from_addr=self.sender, to_addrs=[to])
             if refused:
                 raise smtplib.SMTPRecipientsRefused(refused)
 
@@ -202,8 +202,16 @@ class Delivery:
     kept: int = 0
 
 
+LEASE = timedelta(minutes=5)
+
+
 def deliver(register: Register, sender: Sender, *, limit: int = 500) -> Delivery:
-    """Send the pending notices that are due; failures are retried later with backoff."""
+    """Send the pending notices that are due; failures are retried later with backoff.
+
+    The due notices are first claimed for a short lease (so that a second worker skips
+    them), then each one is sent and marked in its own transaction: a notice is marked
+    delivered only after the server accepted it, and a crash mid-round loses nothing.
+    """
     result = Delivery()
     now = register.clock.now()
     mail = not isinstance(sender, StoredOnly)
@@ -219,46 +227,66 @@ def deliver(register: Register, sender: Sender, *, limit: int = 500) -> Delivery
         if not is_sqlite(conn):
             query = query.with_for_update(of=notices, skip_locked=True)
         due = conn.execute(query).all()
+        if not mail:
+            ids = [row.id for row in due]
+            for start in range(0, len(ids), 5_000):
+                conn.execute(
+                    update(notices)
+                    .where(notices.c.id.in_(ids[start : start + 5_000]))
+                    .values(status="stored")
+                )
+            result.kept = len(ids)
+            return result
+        claimed = [row.id for row in due]
+        for start in range(0, len(claimed), 5_000):
+            conn.execute(
+                update(notices)
+                .where(notices.c.id.in_(claimed[start : start + 5_000]))
+                .values(next_attempt_at=now + LEASE)
+            )
         policy = _policy(register, conn)
-        for row in due:
-            if not mail or not row.email:
+    for row in due:
+        if not row.email:
+            with register.write() as conn:
                 conn.execute(
                     update(notices)
                     .where(notices.c.id == row.id)
-                    .values(
-                        status="stored",
-                        last_error=None if not mail else "no e-mail address on file",
-                    )
+                    .values(status="stored", last_error="no e-mail address on file")
                 )
-                result.kept += 1
-                continue
+            result.kept += 1
+            continue
+        with register.read() as conn:
             record = (
                 conn.execute(select(records).where(records.c.id == row.record_id)).first()
                 if row.record_id
                 else None
             )
-            title, body = render(row, policy, record)
-            try:
-                sender.send(row.email, f"credo: {title}", body)
-            except (OSError, smtplib.SMTPException) as exc:
-                attempts = row.attempts + 1
+        title, body = render(row, policy, record)
+        try:
+            sender.send(row.email, f"credo: {title}", body)
+        except Exception as exc:  # any failure: keep the notice and try again later
+            attempts = row.attempts + 1
+            with register.write() as conn:
                 conn.execute(
                     update(notices)
                     .where(notices.c.id == row.id)
                     .values(
                         attempts=attempts,
-                        next_attempt_at=now + backoff(attempts),
+                        next_attempt_at=register.clock.now() + backoff(attempts),
                         last_error=f"{type(exc).__name__}: {exc}"[:500],
                     )
                 )
-                result.failed += 1
-                continue
+            result.failed += 1
+            continue
+        with register.write() as conn:
             conn.execute(
                 update(notices)
                 .where(notices.c.id == row.id)
-                .values(status="delivered", delivered_at=now, attempts=row.attempts + 1)
+                .values(
+                    status="delivered", delivered_at=register.clock.now(), attempts=row.attempts + 1
+                )
             )
-            result.delivered += 1
+        result.delivered += 1
     return result
 
 
