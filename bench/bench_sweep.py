@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 authority_id=AUTHORITY,
                 actor="bench",
                 source=records_csv.name,
-                batch_size=50_000,
+                chunk_bytes=8 << 20,
                 workers=1,
             )
         log(f"{report.stored:,} records imported in {time.perf_counter() - started:.1f} s")

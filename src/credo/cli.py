@@ -254,7 +254,7 @@ def import_records_cmd(
             authority_id=authority,
             actor=_actor(),
             source=file.name,
-            batch_size=settings.batch_size,
+            chunk_bytes=settings.chunk_bytes,
             workers=workers,
             on_bytes=advance,
             on_reject=rejects,

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
     today: date | None = None  # fixes the clock (demos, tests, what-if runs)
-    batch_size: int = 20_000
+    batch_size: int = 50_000  # rows per transaction (subjects, in-memory rows)
+    chunk_bytes: int = 8 << 20  # bytes of whole rows per transaction in `credo import`
     host: str = "127.0.0.1"
     port: int = 8000
     smtp_host: str | None = None  # notices are mailed when set; otherwise only stored

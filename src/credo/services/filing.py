@@ -20,7 +20,7 @@ from credo.domain.policy import Policy
 from credo.domain.scoring import Standing, compute_standing
 from credo.services.notices import notify, notify_batch
 from credo.services.register import Register
-from credo.services.sources import RawBatch, SourceRow, parse_batch, raw_text, read_batches
+from credo.services.sources import RawChunk, SourceRow, parse_chunk, raw_text, read_chunks
 from credo.store import audit, repository
 from credo.store.db import is_sqlite
 from credo.store.rescore import catch_up, lock_register
@@ -293,9 +293,9 @@ def _worker_init(policy_text: str, authority_id: str, today: date) -> None:
     _worker.update(policy=load_policy(policy_text), authority_id=authority_id, today=today)
 
 
-def _worker_prepare(raw: RawBatch) -> Prepared:
+def _worker_prepare(raw: RawChunk) -> Prepared:
     return prepare_batch(
-        parse_batch(raw),
+        parse_chunk(raw),
         policy=_worker["policy"],
         authority_id=_worker["authority_id"],
         today=_worker["today"],
@@ -310,20 +310,21 @@ def import_file(
     authority_id: str,
     actor: str,
     source: str,
-    batch_size: int = 20_000,
+    chunk_bytes: int = 8 << 20,
     workers: int = 1,
     on_bytes: Callable[[int], None] | None = None,
     on_reject: Callable[[Reject], None] = lambda r: None,
 ) -> ImportReport:
-    """`credo import`: read a file sequentially while `workers` processes validate batches,
-    storing each batch (in file order) as soon as it is ready."""
+    """`credo import`: cut a file into chunks of whole rows (about `chunk_bytes` each) while
+    `workers` processes parse and validate them; each chunk is stored, in file order, in one
+    transaction as soon as it is ready."""
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         _, policy_text = repository.active_policy_row(conn)
     _require_authority(policy, authority_id)
     today = register.clock.today()
     report = ImportReport()
-    raw = read_batches(stream, fmt, RECORD_FIELDS, batch_size, on_bytes)
+    raw = read_chunks(stream, fmt, RECORD_FIELDS, chunk_bytes, on_bytes)
     store = partial(
         _store_prepared,
         register,
@@ -338,7 +339,7 @@ def import_file(
         for batch in raw:
             store(
                 prepare_batch(
-                    parse_batch(batch), policy=policy, authority_id=authority_id, today=today
+                    parse_chunk(batch), policy=policy, authority_id=authority_id, today=today
                 )
             )
     else:

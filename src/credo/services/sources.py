@@ -162,6 +162,104 @@ def raw_text(row: SourceRow) -> str:
     return ",".join("" if v is None else str(v) for v in row.fields.values())
 
 
+class RawChunk(NamedTuple):
+    """A run of whole rows as bytes, cut at a row boundary, with the line it starts on.
+
+    Cutting needs no parsing: a newline ends a CSV row when the quotes before it pair up,
+    and always ends a JSON Lines row. The bytes are parsed wherever the chunk is validated,
+    in a worker process for big files.
+    """
+
+    fmt: str
+    names: tuple[str, ...]
+    data: bytes
+    first_line: int
+
+
+def read_chunks(
+    stream: BinaryIO,
+    fmt: str,
+    allowed: tuple[str, ...],
+    chunk_bytes: int = 8 << 20,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[RawChunk]:
+    """Cut a CSV or JSON Lines stream into chunks of whole rows (the CSV header is checked
+    first, and a header naming an unknown column refuses the file before any row)."""
+    names: tuple[str, ...] = ()
+    line = 1
+    pending = b""
+    if fmt == "csv":
+        head = stream.readline()
+        while head.count(b'"') % 2 and (more := stream.readline()):
+            head += more
+        if on_bytes is not None:
+            on_bytes(len(head))
+        text = head.decode("utf-8-sig", errors="surrogateescape")
+        parsed = _csv_header(csv.reader(io.StringIO(text, newline="")), allowed)
+        if parsed is None:
+            return
+        names = parsed
+        line += head.count(b"\n")
+    elif (first := stream.read(3)) != b"\xef\xbb\xbf":  # drop a UTF-8 byte order mark
+        pending = first
+    while True:
+        block = stream.read(chunk_bytes)
+        if on_bytes is not None and block:
+            on_bytes(len(block))
+        data = pending + block
+        if not block:
+            if data.strip():
+                yield RawChunk(fmt, names, data, line)
+            return
+        cut = _row_boundary(data, fmt)
+        if cut < 0:
+            pending = data
+            continue
+        whole, pending = data[: cut + 1], data[cut + 1 :]
+        yield RawChunk(fmt, names, whole, line)
+        line += whole.count(b"\n")
+
+
+def _row_boundary(data: bytes, fmt: str) -> int:
+    """The last newline in `data` that ends a row, or -1."""
+    cut = data.rfind(b"\n")
+    if fmt != "csv":
+        return cut
+    quotes = data.count(b'"')
+    while cut >= 0:
+        if (quotes - data.count(b'"', cut + 1)) % 2 == 0:
+            return cut
+        cut = data.rfind(b"\n", 0, cut)
+    return -1
+
+
+def parse_chunk(chunk: RawChunk) -> list[SourceRow]:
+    """The rows of a chunk, numbered by the file's lines."""
+    text = chunk.data.decode("utf-8", errors="surrogateescape")
+    items: list[tuple[int, Any]] = []
+    if chunk.fmt == "csv":
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        base = chunk.first_line
+        multi = len(chunk.names) > 1
+        while True:
+            start = base + reader.line_num
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                items.append((start, Problem("row", f"malformed CSV: {exc}")))
+                continue
+            if not values or (len(values) == 1 and not values[0].strip() and multi):
+                continue
+            items.append((start, values))
+    else:
+        for offset, line in enumerate(text.split("\n")):
+            if line.strip():
+                items.append((chunk.first_line + offset, line))
+    return parse_batch(RawBatch(chunk.fmt, chunk.names, items))
+
+
 def read_rows(
     stream: BinaryIO,
     fmt: str,

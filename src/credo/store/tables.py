@@ -225,7 +225,13 @@ notices = Table(
     Column("delivered_at", DateTime(timezone=True)),
     Column("last_error", Text),
     Index("ix_notices_subject_id", "subject_id"),
-    Index("ix_notices_status_next", "status", "next_attempt_at"),
+    # The outbox reads pending notices in id order; new ids append at the index's end.
+    Index(
+        "ix_notices_pending",
+        "id",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 attachments = Table(

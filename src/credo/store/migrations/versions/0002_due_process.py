@@ -66,7 +66,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
     )
     with op.batch_alter_table("notices", schema=None) as batch_op:
-        batch_op.create_index("ix_notices_status_next", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(
+            "ix_notices_pending",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
         batch_op.create_index("ix_notices_subject_id", ["subject_id"], unique=False)
 
     op.create_table(
@@ -167,7 +173,7 @@ def downgrade() -> None:
     op.drop_table("users")
     with op.batch_alter_table("notices", schema=None) as batch_op:
         batch_op.drop_index("ix_notices_subject_id")
-        batch_op.drop_index("ix_notices_status_next")
+        batch_op.drop_index("ix_notices_pending")
 
     op.drop_table("notices")
     op.drop_table("attachments")
