@@ -53,7 +53,7 @@ def test_an_unknown_column_refuses_the_file_before_any_row() -> None:
     lines=st.lists(
         st.one_of(
             st.just(""),
-            st.builds(lambda n: '{"a": "%d"}' % n, st.integers(0, 999)),
+            st.builds(lambda n: f'{{"a": "{n}"}}', st.integers(0, 999)),
             st.just("[1, 2]"),
             st.just("{broken"),
         ),
