@@ -6,6 +6,7 @@ strings. It must agree with `credo.domain.scoring`; property tests hold the two 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -232,19 +233,16 @@ def rescore(
 
     `scope` is a subquery of subject ids (None: every subject); `params` are its parameters.
     """
-    sql = RescoreSql(policy).select(scope)
     values = {"t": dateparam(conn, as_of), "pv": policy_version_id, **(params or {})}
+    # The scoring query runs as CREATE TABLE AS, which PostgreSQL may run in parallel; a
+    # utility statement takes no bind parameters, so the values (dates and ids credo made)
+    # are written in as literals.
+    sql = _inline(RescoreSql(policy).select(scope), values)
     conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
-    conn.execute(
-        text(
-            "CREATE TEMP TABLE credo_fresh (subject_id VARCHAR(64), score INTEGER, "
-            "grade VARCHAR(64), lists TEXT, measures TEXT)"
-        )
-    )
-    conn.execute(text(f"INSERT INTO credo_fresh {sql}"), values)
+    conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
     conn.execute(text(_NOTICES), {"now": now})
     if scope is None:
-        conn.execute(text("DELETE FROM standings"))
+        conn.execute(text("DELETE FROM standings" if is_sqlite(conn) else "TRUNCATE standings"))
         result = conn.execute(
             text(
                 "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
@@ -257,6 +255,24 @@ def rescore(
         result = conn.execute(text(_UPSERT), values)
     conn.execute(text("DROP TABLE credo_fresh"))
     return int(result.rowcount or 0)
+
+
+def _inline(sql: str, values: dict[str, Any]) -> str:
+    """Replace :name parameters by literals; only for dates and integers credo produced."""
+    for name in sorted(values, key=len, reverse=True):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int | str | date):
+            raise TypeError(f"cannot inline {name}={value!r}")
+        if isinstance(value, int):
+            literal = str(value)
+        else:
+            text_ = value.isoformat() if isinstance(value, date) else value
+            if not all(ch.isdigit() or ch == "-" for ch in text_):
+                raise TypeError(f"cannot inline {name}={value!r}")
+            literal = f"'{text_}'" if isinstance(value, str) else f"DATE '{text_}'"
+        # A parameter is never inside an id: ids are quoted and start with a letter or digit.
+        sql = re.sub(rf"(?<![\w:.'-]):{name}\b", literal, sql)
+    return sql
 
 
 def rescore_all(
