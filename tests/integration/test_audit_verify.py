@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.filing import record_hash
@@ -313,3 +313,16 @@ def test_tampering_behind_the_apps_back_is_found(
     first = result.problems[0]
     for words in expected:
         assert words in first, f"first problem {first!r} does not name {words!r}"
+
+
+def test_a_record_of_an_unregistered_subject_is_found(register: Register) -> None:
+    build(register)
+    with register.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE records SET subject_id = 'nobody' WHERE id = (SELECT MIN(id) FROM records)"
+            )
+        )
+    result = verify_audit(register)
+    assert not result.ok
+    assert any("records rows name a subject_id that does not exist" in p for p in result.problems)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from credo.domain.filing import record_hash
 from credo.domain.subjects import subject_hash
@@ -91,6 +91,7 @@ def verify_audit(
         progress(result.entries)
         _check_records(conn, batch_entries, result, progress)
         _check_subjects(conn, batch_entries, result)
+        _check_references(conn, result)
     result.problems.sort(key=_entry_order)
     return result
 
@@ -175,6 +176,25 @@ def _check_records(
         if kind == "records" and stored:
             result.problems.append(
                 f"audit entry #{seq} (records batch {batch_id}): all {stored} of its rows are gone"
+            )
+
+
+def _check_references(conn: Any, result: Verification) -> None:
+    """The hot tables keep no foreign keys, so check here that nothing points nowhere."""
+    for table, column, target in (
+        ("records", "subject_id", "subjects"),
+        ("notices", "subject_id", "subjects"),
+        ("records", "batch_id", "batches"),
+    ):
+        orphans = conn.execute(
+            text(
+                f"SELECT COUNT(*) FROM {table} t LEFT JOIN {target} x ON x.id = t.{column} "
+                "WHERE x.id IS NULL"
+            )
+        ).scalar_one()
+        if orphans:
+            result.problems.append(
+                f"{orphans} {table} rows name a {column} that does not exist in {target}"
             )
 
 

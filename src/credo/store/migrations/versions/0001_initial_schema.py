@@ -141,12 +141,6 @@ def upgrade() -> None:
         sa.Column("revoked", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
         sa.Column("counts_from", sa.Date(), nullable=True),
         sa.Column("counts_until", sa.Date(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_records_batch_id_batches")
-        ),
-        sa.ForeignKeyConstraint(
-            ["subject_id"], ["subjects.id"], name=op.f("fk_records_subject_id_subjects")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_records")),
         sa.UniqueConstraint(
             "authority_id",
