@@ -6,6 +6,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 _PATTERN = re.compile(r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 
@@ -35,7 +36,7 @@ class Duration:
 
     def add_to(self, start: date) -> date:
         """Add the years and months first, clamping to the month's end, then the days."""
-        return add_days(add_months(start, self.months), self.days)
+        return _add(start, self.months, self.days)
 
     def is_zero(self) -> bool:
         """True for P0D."""
@@ -71,6 +72,12 @@ class Duration:
         text += f"{months}M" if months else ""
         text += f"{self.days}D" if self.days or text == "P" else ""
         return text
+
+
+@lru_cache(maxsize=1 << 16)
+def _add(start: date, months: int, days: int) -> date:
+    # Cached: a register's records share few distinct (decision day, validity) pairs.
+    return add_days(add_months(start, months), days)
 
 
 def add_months(start: date, months: int) -> date:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from credo.domain.errors import Problem
@@ -135,9 +136,23 @@ def _slow_text(key: str, value: Any, problems: list[Problem]) -> str | None:
     return text
 
 
+@lru_cache(maxsize=1 << 15)
+def _iso_day(value: str) -> date | None:
+    """A YYYY-MM-DD text as a date, or None (cached: files repeat their dates)."""
+    if not _DATE.match(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def _date(value: str | None, key: str, problems: list[Problem]) -> date | None:
     if value is None:
         return None
+    day = _iso_day(value)
+    if day is not None:
+        return day
     if not _DATE.match(value):
         problems.append(Problem(key, f"{value[:40]!r} is not a date (YYYY-MM-DD)"))
         return None

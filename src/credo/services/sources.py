@@ -236,28 +236,38 @@ def _row_boundary(data: bytes, fmt: str) -> int:
 def parse_chunk(chunk: RawChunk) -> list[SourceRow]:
     """The rows of a chunk, numbered by the file's lines."""
     text = chunk.data.decode("utf-8", errors="surrogateescape")
-    items: list[tuple[int, Any]] = []
-    if chunk.fmt == "csv":
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        base = chunk.first_line
-        multi = len(chunk.names) > 1
-        while True:
-            start = base + reader.line_num
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                items.append((start, Problem("row", f"malformed CSV: {exc}")))
-                continue
-            if not values or (len(values) == 1 and not values[0].strip() and multi):
-                continue
-            items.append((start, values))
-    else:
-        for offset, line in enumerate(text.split("\n")):
-            if line.strip():
-                items.append((chunk.first_line + offset, line))
-    return parse_batch(RawBatch(chunk.fmt, chunk.names, items))
+    if chunk.fmt != "csv":
+        items = [
+            (chunk.first_line + offset, line)
+            for offset, line in enumerate(text.split("\n"))
+            if line.strip()
+        ]
+        return parse_batch(RawBatch(chunk.fmt, chunk.names, items))
+    clean = text.isascii() or not _bad_text([text])  # check the bytes once, not per row
+    names = chunk.names
+    width = len(names)
+    base = chunk.first_line
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[SourceRow] = []
+    append = rows.append
+    while True:
+        start = base + reader.line_num
+        try:
+            for values in reader:
+                if len(values) == width and (clean or not _bad_text(values)):
+                    append(SourceRow(start, dict(zip(names, values, strict=True)), None, ""))
+                elif not values or (len(values) == 1 and not values[0].strip() and width > 1):
+                    pass  # a blank line
+                elif len(values) != width:
+                    problem = Problem("row", f"has {len(values)} fields; the header has {width}")
+                    append(SourceRow(start, None, problem, ",".join(values)))
+                else:
+                    problem = Problem("row", "is not valid UTF-8")
+                    append(SourceRow(start, None, problem, ",".join(values)))
+                start = base + reader.line_num
+            return rows
+        except csv.Error as exc:
+            append(SourceRow(start, None, Problem("row", f"malformed CSV: {exc}")))
 
 
 def read_rows(
