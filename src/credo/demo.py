@@ -11,6 +11,7 @@ from pathlib import Path
 
 from credo import synthetic
 from credo.bootstrap import build_register
+from credo.services.accounts import add_user
 from credo.services.filing import import_records
 from credo.services.keys import add_key
 from credo.services.policies import activate_policy
@@ -20,6 +21,13 @@ from credo.settings import Settings
 from credo.synthetic import Shape
 
 DEMO_AUTHORITIES = ("city-court", "city-personnel", "city-procurement")
+# Demo logins: printed by `credo demo`, for a throwaway register only.
+DEMO_USERS = (
+    ("subject", "demo-subject-pass", "subject", "s-0000001", None),
+    ("reviewer", "demo-reviewer-pass", "reviewer", None, None),
+    ("admin", "demo-admin-pass", "admin", None, None),
+    ("court", "demo-court-pass", "authority", None, "city-court"),
+)
 
 
 def example_policy_text() -> str:
@@ -34,6 +42,7 @@ class DemoInfo:
     home: Path
     today: date
     keys: dict[str, str] = field(default_factory=dict)
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
     sample_subjects: list[str] = field(default_factory=list)
 
     def instructions(self, port: int) -> str:
@@ -44,6 +53,9 @@ class DemoInfo:
             "",
             "Demo API keys (shown once; only their hashes are stored):",
             *(f"  {authority:<18} {key}" for authority, key in self.keys.items()),
+            "",
+            "Demo logins (POST /v1/auth/login):",
+            *(f"  {role:<10} {user:<10} {password}" for user, password, role in self.logins),
             "",
             f"  API docs:   {base}/docs",
             f"  A standing: curl -H 'Authorization: Bearer {self.keys.get('city-personnel')}' "
@@ -95,6 +107,17 @@ def build_demo(
     info = DemoInfo(home=home, today=today)
     for authority in DEMO_AUTHORITIES:
         info.keys[authority] = add_key(register, authority, actor="demo")
+    for username, password, role, subject_id, authority_id in DEMO_USERS:
+        add_user(
+            register,
+            username,
+            password,
+            role,
+            subject_id=subject_id,
+            authority_id=authority_id,
+            actor="demo",
+        )
+        info.logins.append((username, password, role))
     info.sample_subjects = ["s-0000001", "s-0000011", "s-0000002"]
     register.engine.dispose()
     return info
