@@ -90,7 +90,8 @@ def validate_subject(row: dict[str, Any]) -> NewSubject | list[Problem]:
         )
     if values["name"] is None and not any(p.location == "name" for p in problems):
         problems.append(Problem("name", "is required and must not be empty"))
-    kind = values["kind"] or SubjectKind.PERSON.value
+    kind = (values["kind"] or SubjectKind.PERSON.value).lower()
+    kind = {"organization": "organisation", "org": "organisation"}.get(kind, kind)
     if kind not in {k.value for k in SubjectKind}:
         problems.append(Problem("kind", f"{kind!r} is neither 'person' nor 'organisation'"))
     email = values["email"]

@@ -35,7 +35,6 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MB: bounds the import's memory
-    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
