@@ -93,7 +93,7 @@ class RescoreSql:
             return f"({holds})"
         return f"(({holds}) AND NOT ({' OR '.join(excluded)}))"
 
-    def select(self, subjects: str | None = None) -> str:
+    def select(self, subjects: str | None = None, *, dialect: str = "postgresql") -> str:
         """SELECT subject_id, score, grade, lists, measures for every subject, or for the
         subjects the `subjects` subquery returns."""
         p = self.policy
@@ -152,10 +152,13 @@ class RescoreSql:
         lists_sql = _concat(list_parts)
         measures_sql = _concat(measure_parts)
         subject_filter = f"WHERE s.id IN ({subjects})" if subjects else ""
+        # A full rescore reads every record once, in table order: SQLite would otherwise
+        # walk an index and fetch the rows one by one in random order.
+        scan = " NOT INDEXED" if dialect == "sqlite" and not subjects else ""
         return f"""
 WITH eff AS (
   SELECT r.subject_id, r.category, COUNT(*) AS n
-  FROM records r
+  FROM records r{scan}
   WHERE r.revoked = {_false()} AND r.decided_on <= :t AND r.ends_on > :t
     AND (r.counts_from IS NULL OR r.counts_from <= :t)
     AND (r.counts_until IS NULL OR r.counts_until > :t){where_pending}
@@ -164,7 +167,7 @@ WITH eff AS (
       WHERE c.kind = 'objection' AND c.record_id IS NOT NULL AND c.filed_on <= :t
         AND (c.decided_on IS NULL OR c.decided_on > :t)
         AND (c.due_on <= :t OR {_in("c.category", suspending)}))
-  GROUP BY r.subject_id, r.category
+  GROUP BY r.category, r.subject_id
 ), pts AS (
   SELECT subject_id, category, {self._points()} AS p FROM eff
 ), agg AS (
@@ -237,7 +240,7 @@ def rescore(
     # The scoring query runs as CREATE TABLE AS, which PostgreSQL may run in parallel; a
     # utility statement takes no bind parameters, so the values (dates and ids credo made)
     # are written in as literals.
-    sql = _inline(RescoreSql(policy).select(scope), values)
+    sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
     conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
     conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
     conn.execute(text(_NOTICES), {"now": now})
