@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -78,101 +79,124 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--from-sqlite",
+        type=Path,
+        help="start from a copy of this SQLite register (e.g. the one bench_register.py "
+        "--keep-data leaves in bench/data/sqlite/) instead of importing the data again",
+    )
     args = parser.parse_args(argv)
 
     policy_text = POLICY.read_text(encoding="utf-8")
     policy = load_policy(policy_text)
     shape = Shape(subjects=args.subjects, records=args.records, today=TODAY, seed=args.seed)
-    subjects_csv, records_csv = generate(policy, shape, policy_text)
     clock = FixedDateClock(TODAY)
-    with tempfile.TemporaryDirectory(prefix="credo-sweep-") as home:
+    with tempfile.TemporaryDirectory(prefix="credo-sweep-", dir=OUT.parent / "data") as home:
         url = None if args.engine == "sqlite" else args.pg_url
+        if args.from_sqlite:
+            log(f"copying {args.from_sqlite}")
+            for suffix in ("", "-wal"):
+                source = Path(f"{args.from_sqlite}{suffix}")
+                if source.exists():
+                    shutil.copyfile(source, Path(home) / f"credo.sqlite3{suffix}")
         register = build_register(Settings(home=Path(home), database_url=url), clock=clock)
-        if url:
-            with register.write() as conn:
-                for table in (
-                    "notices",
-                    "cases",
-                    "inquiries",
-                    "standings",
-                    "records",
-                    "subjects",
-                    "batches",
-                    "audit_entries",
-                    "api_keys",
-                    "policy_versions",
-                    "register_state",
-                ):
-                    conn.execute(text(f"DELETE FROM {table}"))
-        activate_policy(register, policy_text, actor="bench")
-        log("importing subjects and records")
-        with subjects_csv.open("rb") as stream:
-            import_subjects(
-                register,
-                read_rows(stream, "csv", SUBJECT_FIELDS),
-                actor="bench",
-                source=subjects_csv.name,
-                batch_size=50_000,
-            )
-        started = time.perf_counter()
-        with records_csv.open("rb") as stream:
-            report = import_file(
-                register,
-                stream,
-                "csv",
-                authority_id=AUTHORITY,
-                actor="bench",
-                source=records_csv.name,
-                chunk_bytes=8 << 20,
-                workers=1,
-            )
-        log(f"{report.stored:,} records imported in {time.perf_counter() - started:.1f} s")
+        if not args.from_sqlite:
+            import_register(register, policy, shape, policy_text, url)
+        _rest(args, register, clock)
+    return 0
 
-        started = time.perf_counter()
-        rescore_everyone(register, TODAY, actor="bench")
-        full = time.perf_counter() - started
-        log(f"full rescore: {full:.2f} s")
-        results = []
-        day = TODAY
-        for share in (0.001, 0.01, 0.05):
-            with register.read() as conn:
-                target = step_for(conn, day, share, args.subjects)
-            clock.day = target
-            started = time.perf_counter()
-            done = sweep(register, actor="bench")
-            took = time.perf_counter() - started
-            results.append(
-                {
-                    "share": share,
-                    "from": day.isoformat(),
-                    "to": target.isoformat(),
-                    "rescored": done.rescored,
-                    "seconds": round(took, 3),
-                    "us_per_subject": round(took * 1e6 / max(done.rescored, 1), 1),
-                    "vs_full_rescore": round(took / full, 4),
-                }
-            )
-            log(f"sweep {day} -> {target}: {done.rescored:,} subjects in {took:.3f} s")
-            day = target
+
+def import_register(
+    register: Any, policy: Any, shape: Shape, policy_text: str, url: str | None
+) -> None:
+    """A fresh register with the bench policy and the synthetic data."""
+    subjects_csv, records_csv = generate(policy, shape, policy_text)
+    if url:
+        with register.write() as conn:
+            for table in (
+                "notices",
+                "cases",
+                "inquiries",
+                "standings",
+                "records",
+                "subjects",
+                "batches",
+                "audit_entries",
+                "api_keys",
+                "policy_versions",
+                "register_state",
+            ):
+                conn.execute(text(f"DELETE FROM {table}"))
+    activate_policy(register, policy_text, actor="bench")
+    log("importing subjects and records")
+    with subjects_csv.open("rb") as stream:
+        import_subjects(
+            register,
+            read_rows(stream, "csv", SUBJECT_FIELDS),
+            actor="bench",
+            source=subjects_csv.name,
+            batch_size=50_000,
+        )
+    started = time.perf_counter()
+    with records_csv.open("rb") as stream:
+        report = import_file(
+            register,
+            stream,
+            "csv",
+            authority_id=AUTHORITY,
+            actor="bench",
+            source=records_csv.name,
+            chunk_bytes=8 << 20,
+            workers=1,
+        )
+    log(f"{report.stored:,} records imported in {time.perf_counter() - started:.1f} s")
+
+
+def _rest(args: Any, register: Any, clock: FixedDateClock) -> None:
+    """Time one full rescore, then the sweeps, and check a sample against the pure scorer."""
+    started = time.perf_counter()
+    rescore_everyone(register, TODAY, actor="bench")
+    full = time.perf_counter() - started
+    log(f"full rescore: {full:.2f} s")
+    results = []
+    day = TODAY
+    for share in (0.001, 0.01, 0.05):
         with register.read() as conn:
-            _, pol = register.active_policy(conn)
-            rng = random.Random(1)
-            ids = [f"s-{rng.randrange(1, args.subjects + 1):07d}" for _ in range(500)]
-            for sid in ids:
-                row = conn.execute(
-                    text(
-                        "SELECT score, grade, lists, measures FROM standings WHERE subject_id = :s"
-                    ),
-                    {"s": sid},
-                ).one()
-                pure = subject_standing(conn, pol, sid, day)
-                assert tuple(row) == (
-                    pure.score,
-                    pure.grade,
-                    ",".join(pure.lists),
-                    ",".join(pure.measures),
-                ), sid
-        register.engine.dispose()
+            target = step_for(conn, day, share, args.subjects)
+        clock.day = target
+        started = time.perf_counter()
+        done = sweep(register, actor="bench")
+        took = time.perf_counter() - started
+        results.append(
+            {
+                "share": share,
+                "from": day.isoformat(),
+                "to": target.isoformat(),
+                "rescored": done.rescored,
+                "seconds": round(took, 3),
+                "us_per_subject": round(took * 1e6 / max(done.rescored, 1), 1),
+                "vs_full_rescore": round(took / full, 4),
+            }
+        )
+        log(f"sweep {day} -> {target}: {done.rescored:,} subjects in {took:.3f} s")
+        day = target
+    with register.read() as conn:
+        _, pol = register.active_policy(conn)
+        rng = random.Random(1)
+        ids = [f"s-{rng.randrange(1, args.subjects + 1):07d}" for _ in range(500)]
+        for sid in ids:
+            row = conn.execute(
+                text("SELECT score, grade, lists, measures FROM standings WHERE subject_id = :s"),
+                {"s": sid},
+            ).one()
+            pure = subject_standing(conn, pol, sid, day)
+            assert tuple(row) == (
+                pure.score,
+                pure.grade,
+                ",".join(pure.lists),
+                ",".join(pure.measures),
+            ), sid
+    register.engine.dispose()
     print(
         f"\nsweep on {args.engine}: {args.subjects:,} subjects, {args.records:,} records; "
         f"full rescore {full:.2f} s"
@@ -198,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
             indent=1,
         )
     )
-    return 0
 
 
 if __name__ == "__main__":

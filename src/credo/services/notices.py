@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.policy import Policy
@@ -100,26 +100,18 @@ def notify(
 
 
 def notify_batch(conn: Connection, batch_id: int, after: int, now: datetime) -> None:
-    """One `record.filed` notice per record of a batch (ids above `after`), set-based."""
+    """One `record.filed` notice per record of a batch (ids above `after`), set-based.
+
+    The ids are literals so that PostgreSQL plans a primary-key range, never a generic scan.
+    """
     conn.execute(
-        insert(notices).from_select(
-            ["subject_id", "kind", "record_id", "created_at", "status", "attempts"],
-            select(
-                records.c.subject_id,
-                _literal("record.filed"),
-                records.c.id,
-                _literal(now),
-                _literal("pending"),
-                _literal(0),
-            ).where(records.c.id > after, records.c.batch_id == batch_id),
-        )
+        text(
+            "INSERT INTO notices (subject_id, kind, record_id, created_at, status, attempts) "
+            "SELECT subject_id, 'record.filed', id, :now, 'pending', 0 FROM records "
+            f"WHERE id > {int(after)} AND batch_id = {int(batch_id)}"
+        ),
+        {"now": now},
     )
-
-
-def _literal(value: Any) -> Any:
-    from sqlalchemy import literal
-
-    return literal(value)
 
 
 def _split(pair: str | None) -> tuple[list[str], list[str]]:
