@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     today: date | None = None  # fixes the clock (demos, tests, what-if runs)
     batch_size: int = 50_000  # rows per transaction (subjects, in-memory rows)
-    chunk_bytes: int = 2 << 20  # bytes of whole rows per transaction in `credo import`
+    chunk_bytes: int = 8 << 20  # bytes of whole rows per transaction in `credo import`
     host: str = "127.0.0.1"
     port: int = 8000
     smtp_host: str | None = None  # notices are mailed when set; otherwise only stored

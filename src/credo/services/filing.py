@@ -310,7 +310,7 @@ def import_file(
     authority_id: str,
     actor: str,
     source: str,
-    chunk_bytes: int = 2 << 20,
+    chunk_bytes: int = 8 << 20,
     workers: int = 1,
     on_bytes: Callable[[int], None] | None = None,
     on_reject: Callable[[Reject], None] = lambda r: None,
