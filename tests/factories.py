@@ -175,3 +175,32 @@ def file_rows(register: Register, authority: str, items: Iterable[dict[str, Any]
     return import_records(
         register, rows(items), authority_id=authority, actor="test", source="test"
     )
+
+
+def dates_policy(durations: dict[str, str], version: str = "1") -> str:
+    """A small policy whose categories `d.<name>` have the given validities."""
+    categories = "".join(
+        f'\n[[categories]]\nid = "d.{name}"\nname = "Dated {name}"\ncontext = "employment"\n'
+        f'points = -10\nvalid_for = "{valid_for}"\n'
+        for name, valid_for in durations.items()
+    )
+    return f"""
+[policy]
+id = "dates"
+version = "{version}"
+base_score = 1000
+score_min = 0
+score_max = 2000
+
+[[grades]]
+name = "A"
+min = 1000
+[[grades]]
+name = "B"
+min = 0
+
+[[authorities]]
+id = "hr"
+name = "Personnel"
+may_file = ["employment"]
+{categories}"""

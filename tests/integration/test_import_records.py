@@ -22,7 +22,7 @@ from credo.services.sources import detect_format, read_rows
 from credo.services.subjects import import_subjects
 from credo.store.tables import records, standings, subjects
 from tests.conftest import TODAY
-from tests.factories import record, rows, seed_register, subject
+from tests.factories import dates_policy, record, rows, seed_register, subject
 
 COLUMNS = [
     "reference",
@@ -527,35 +527,6 @@ def test_stored_standings_are_current_after_an_import_on_a_later_day(
     )
     assert report.stored == 1
     _assert_standings_current(register, clock.day)
-
-
-def dates_policy(durations: dict[str, str], version: str = "1") -> str:
-    """A small policy whose categories `d.<name>` have the given validities."""
-    categories = "".join(
-        f'\n[[categories]]\nid = "d.{name}"\nname = "Dated {name}"\ncontext = "employment"\n'
-        f'points = -10\nvalid_for = "{valid_for}"\n'
-        for name, valid_for in durations.items()
-    )
-    return f"""
-[policy]
-id = "dates"
-version = "{version}"
-base_score = 1000
-score_min = 0
-score_max = 2000
-
-[[grades]]
-name = "A"
-min = 1000
-[[grades]]
-name = "B"
-min = 0
-
-[[authorities]]
-id = "hr"
-name = "Personnel"
-may_file = ["employment"]
-{categories}"""
 
 
 def test_stored_ends_on_is_decided_on_plus_valid_for_with_month_end_clamping(

@@ -19,6 +19,7 @@ from credo.store.tables import audit_entries, policy_versions, records, standing
 from tests.conftest import TODAY
 from tests.factories import (
     WORKED_POLICY,
+    dates_policy,
     example_policy,
     file_rows,
     record,
@@ -152,35 +153,6 @@ def test_activation_rescores_every_subject(register: Register) -> None:
         ("s-002", "B"),
         ("s-003", "B"),
     ]
-
-
-def dates_policy(durations: dict[str, str], version: str) -> str:
-    """A small policy whose categories `d.<name>` have the given validities."""
-    categories = "".join(
-        f'\n[[categories]]\nid = "d.{name}"\nname = "Dated {name}"\ncontext = "employment"\n'
-        f'points = -10\nvalid_for = "{valid_for}"\n'
-        for name, valid_for in durations.items()
-    )
-    return f"""
-[policy]
-id = "dates"
-version = "{version}"
-base_score = 1000
-score_min = 0
-score_max = 2000
-
-[[grades]]
-name = "A"
-min = 1000
-[[grades]]
-name = "B"
-min = 0
-
-[[authorities]]
-id = "hr"
-name = "Personnel"
-may_file = ["employment"]
-{categories}"""
 
 
 TRICKY_DAYS = [
