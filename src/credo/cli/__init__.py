@@ -1,0 +1,16 @@
+"""The `credo` command line: thin commands over the services.
+
+Exit codes: 0 success, 1 refused input (reason on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+from credo.cli import imports, people, policy, running, standing
+from credo.cli.common import app
+
+__all__ = ["app", "imports", "main", "people", "policy", "running", "standing"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,99 @@
+"""notices deliver | user add | audit verify | authority add-key."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from credo.cli.common import actor, app, audit_app, authority_app, err, refusals, register
+
+notices_app = typer.Typer(no_args_is_help=True, help="Notices to the people on file.")
+app.add_typer(notices_app, name="notices")
+
+
+@notices_app.command("deliver")
+def notices_deliver() -> None:
+    """Send the pending notices that are due (SMTP when CREDO_SMTP_HOST is set)."""
+    from credo.services.notices import deliver, sender_from_settings
+    from credo.settings import Settings
+
+    with refusals():
+        result = deliver(register(), sender_from_settings(Settings()), limit=100_000)
+    typer.echo(
+        f"{result.delivered} delivered, {result.failed} to retry later, "
+        f"{result.kept} kept in the register only"
+    )
+
+
+user_app = typer.Typer(no_args_is_help=True, help="People who log in.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="subject, reviewer, admin or authority.")],
+    subject: Annotated[str | None, typer.Option(help="The subject id (role subject).")] = None,
+    authority: Annotated[
+        str | None, typer.Option(help="The authority id (role authority).")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Create an account; the password is asked for (or read from stdin)."""
+    from credo.services.accounts import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with refusals():
+        user = add_user(
+            register(),
+            username,
+            password,
+            role,
+            subject_id=subject,
+            authority_id=authority,
+            actor=actor(),
+        )
+    typer.echo(f"user {user.username} ({user.role}) created")
+
+
+# ----------------------------------------------------------------------------- audit, keys
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain and every batch digest; name the first bad entry."""
+    from credo.services.audit_verify import verify_audit
+
+    with refusals():
+        result = verify_audit(register())
+    if result.ok:
+        typer.echo(
+            f"audit chain intact: {result.entries} entries, {result.records} records, "
+            f"{result.subjects} subjects verified"
+        )
+        return
+    err.print(f"audit verify FAILED: {len(result.problems)} problems; the first is:", markup=False)
+    for problem in result.problems[:50]:
+        err.print(f"  {problem}", markup=False)
+    raise typer.Exit(1)
+
+
+@authority_app.command("add-key")
+def authority_add_key(authority: str) -> None:
+    """Create an API key for an authority; it is printed once and only its hash is stored."""
+    from credo.services.keys import add_key
+
+    with refusals():
+        key = add_key(register(), authority, actor=actor())
+    typer.echo(key)
+    err.print(
+        "store this key now: credo keeps only its hash and cannot show it again", markup=False
+    )
+
+
+# ----------------------------------------------------------------------------- running
