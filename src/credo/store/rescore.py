@@ -93,9 +93,20 @@ class RescoreSql:
             return f"({holds})"
         return f"(({holds}) AND NOT ({' OR '.join(excluded)}))"
 
-    def select(self, subjects: str | None = None, *, dialect: str = "postgresql") -> str:
+    def select(
+        self,
+        subjects: str | None = None,
+        *,
+        dialect: str = "postgresql",
+        ends: str = "r.ends_on",
+        due: str = "c.due_on",
+    ) -> str:
         """SELECT subject_id, score, grade, lists, measures for every subject, or for the
-        subjects the `subjects` subquery returns."""
+        subjects the `subjects` subquery returns.
+
+        `ends` and `due` are the SQL for a record's end and an objection's due day: the stored
+        columns, or expressions deriving them from another policy's durations (a preview).
+        """
         p = self.policy
         head = p.policy
         where_pending = f" AND r.subject_id IN ({subjects})" if subjects else ""
@@ -159,14 +170,14 @@ class RescoreSql:
 WITH eff AS (
   SELECT r.subject_id, r.category, COUNT(*) AS n
   FROM records r{scan}
-  WHERE r.revoked = {_false()} AND r.decided_on <= :t AND r.ends_on > :t
+  WHERE r.revoked = {_false()} AND r.decided_on <= :t AND {ends} > :t
     AND (r.counts_from IS NULL OR r.counts_from <= :t)
     AND (r.counts_until IS NULL OR r.counts_until > :t){where_pending}
     AND r.id NOT IN (
       SELECT c.record_id FROM cases c
       WHERE c.kind = 'objection' AND c.record_id IS NOT NULL AND c.filed_on <= :t
         AND (c.decided_on IS NULL OR c.decided_on > :t)
-        AND (c.due_on <= :t OR {_in("c.category", suspending)}))
+        AND ({due} <= :t OR {_in("c.category", suspending)}))
   GROUP BY r.category, r.subject_id
 ), pts AS (
   SELECT subject_id, category, {self._points()} AS p FROM eff
