@@ -94,7 +94,15 @@ def json_lines(result: Result) -> list[dict[str, Any]]:
 @pytest.fixture
 def worked(credo: Credo, tmp_path: Path) -> Credo:
     """The DESIGN 5 worked example, filed through the command line."""
-    ok(credo("policy", "activate", str(write(tmp_path / "worked.toml", WORKED_POLICY))))
+    ok(
+        credo(
+            "policy",
+            "activate",
+            "--comment",
+            "test",
+            str(write(tmp_path / "worked.toml", WORKED_POLICY)),
+        )
+    )
     ok(
         credo(
             "subjects",
@@ -182,18 +190,24 @@ def test_policy_check_on_a_missing_file_exits_1(credo: Credo, tmp_path: Path) ->
 
 def test_policy_activate_then_again_is_a_no_op(credo: Credo, tmp_path: Path) -> None:
     path = write(tmp_path / "p.toml", example_policy())
-    first = ok(credo("policy", "activate", str(path)))
+    first = ok(credo("policy", "activate", "--comment", "test", str(path)))
     assert "example-city@2026.1 is active" in first.stdout
-    again = ok(credo("policy", "activate", str(path)))
+    again = ok(credo("policy", "activate", "--comment", "test", str(path)))
     assert "already active" in again.stdout
     changed = write(tmp_path / "q.toml", example_policy().replace("points = -100", "points = -90"))
-    refused = credo("policy", "activate", str(changed))
+    refused = credo("policy", "activate", "--comment", "test", str(changed))
     assert refused.exit_code == 1
     assert "different text" in refused.stderr
 
 
 def test_policy_activate_refuses_a_bad_policy(credo: Credo, tmp_path: Path) -> None:
-    result = credo("policy", "activate", str(write(tmp_path / "p.toml", "[policy]\nid = 1\n")))
+    result = credo(
+        "policy",
+        "activate",
+        "--comment",
+        "test",
+        str(write(tmp_path / "p.toml", "[policy]\nid = 1\n")),
+    )
     assert result.exit_code == 1
     assert "policy.id" in result.stderr
 

@@ -74,7 +74,7 @@ def credo(tmp_path: Path) -> Credo:
     cli = Credo(tmp_path / "home")
     policy = tmp_path / "worked.toml"
     policy.write_text(WORKED_POLICY, encoding="utf-8")
-    ok(cli("policy", "activate", str(policy)))
+    ok(cli("policy", "activate", "--comment", "test", str(policy)))
     people = write_csv(
         tmp_path / "people.csv",
         ["subject_id", "name", "organisation", "email"],

@@ -533,7 +533,7 @@ def test_stored_ends_on_is_decided_on_plus_valid_for_with_month_end_clamping(
     register: Register, tmp_path: Path
 ) -> None:
     durations = {"p1m": "P1M", "p1y": "P1Y", "p1m1d": "P1M1D", "p3d": "P3D", "p18m": "P18M"}
-    activate_policy(register, dates_policy(durations), actor="test")
+    activate_policy(register, dates_policy(durations), actor="test", comment="test")
     import_subjects(register, rows([subject(1)]), actor="test", source="t")
     days = ["2024-01-31", "2023-01-31", "2024-02-29", "2023-08-31", "2024-12-31", "2025-10-31"]
     items = [

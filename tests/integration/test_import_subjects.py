@@ -177,7 +177,7 @@ def test_the_same_id_with_other_details_is_refused(register: Register, tmp_path:
 def test_subjects_registered_under_an_active_policy_get_a_base_standing(
     register: Register, tmp_path: Path
 ) -> None:
-    activate_policy(register, WORKED_POLICY, actor="test")
+    activate_policy(register, WORKED_POLICY, actor="test", comment="test")
     report, _ = import_file(register, write_file(tmp_path / "s.csv", GOOD))
     assert report.stored == 3
     with register.read() as conn:

@@ -55,7 +55,7 @@ def snapshot(register: Register) -> tuple[Any, ...]:
 
 
 def test_exactly_one_version_is_active_after_activating_two(register: Register) -> None:
-    first = activate_policy(register, WORKED_POLICY, actor="test")
+    first = activate_policy(register, WORKED_POLICY, actor="test", comment="test")
     second = activate_policy(register, example_policy(), actor="test", comment="go live")
     assert first.version_id != second.version_id
     assert active_labels(register) == ["example-city@2026.1"]
@@ -68,7 +68,7 @@ def test_exactly_one_version_is_active_after_activating_two(register: Register) 
             == 1
         )
         assert register.active_policy(conn)[1].label == "example-city@2026.1"
-    back = activate_policy(register, WORKED_POLICY, actor="test")
+    back = activate_policy(register, WORKED_POLICY, actor="test", comment="test")
     assert back.version_id == first.version_id
     assert not back.already_active
     assert active_labels(register) == ["worked@1"]
@@ -96,13 +96,13 @@ def test_other_text_under_the_same_id_and_version_is_refused(register: Register)
     changed = WORKED_POLICY.replace('valid_for = "P2Y"', 'valid_for = "P3Y"', 1)
     assert changed != WORKED_POLICY
     with pytest.raises(ConflictError) as caught:
-        activate_policy(register, changed, actor="test")
+        activate_policy(register, changed, actor="test", comment="test")
     assert "worked@1" in str(caught.value)
     assert snapshot(register) == before
     # the same holds while another version is active
-    activate_policy(register, example_policy(), actor="test")
+    activate_policy(register, example_policy(), actor="test", comment="test")
     with pytest.raises(ConflictError):
-        activate_policy(register, changed, actor="test")
+        activate_policy(register, changed, actor="test", comment="test")
     assert active_labels(register) == ["example-city@2026.1"]
 
 
@@ -134,7 +134,7 @@ def test_activation_rescores_every_subject(register: Register) -> None:
     stricter = WORKED_POLICY.replace('version = "1"', 'version = "2"').replace(
         "min = 900", "min = 950"
     )
-    result = activate_policy(register, stricter, actor="test")
+    result = activate_policy(register, stricter, actor="test", comment="test")
     assert result.rescored == 3
     with register.read() as conn:
         version_id, policy = register.active_policy(conn)
@@ -183,7 +183,9 @@ VERSIONS = {
 
 
 def test_activation_recomputes_ends_on_as_the_python_calendar_does(register: Register) -> None:
-    activate_policy(register, dates_policy({n: "P1D" for n in "abcde"}, "1"), actor="test")
+    activate_policy(
+        register, dates_policy({n: "P1D" for n in "abcde"}, "1"), actor="test", comment="test"
+    )
     import_subjects(register, rows([subject(1)]), actor="test", source="t")
     report = file_rows(
         register,
@@ -196,7 +198,9 @@ def test_activation_recomputes_ends_on_as_the_python_calendar_does(register: Reg
     )
     assert report.rejected == 0
     for version, durations in VERSIONS.items():
-        result = activate_policy(register, dates_policy(durations, version), actor="test")
+        result = activate_policy(
+            register, dates_policy(durations, version), actor="test", comment="test"
+        )
         assert sorted(result.changed_categories) == [f"d.{n}" for n in "abcde"]
         with register.read() as conn:
             stored = {
@@ -215,7 +219,9 @@ def test_activation_recomputes_ends_on_as_the_python_calendar_does(register: Reg
 
 def test_ends_on_matches_for_the_brief_examples(register: Register) -> None:
     durations = {"p1m": "P1M", "p1y": "P1Y", "p1m1d": "P1M1D", "p18m": "P18M", "p3d": "P3D"}
-    activate_policy(register, dates_policy({n: "P1D" for n in durations}, "1"), actor="test")
+    activate_policy(
+        register, dates_policy({n: "P1D" for n in durations}, "1"), actor="test", comment="test"
+    )
     import_subjects(register, rows([subject(1)]), actor="test", source="t")
     file_rows(
         register,
@@ -226,7 +232,7 @@ def test_ends_on_matches_for_the_brief_examples(register: Register) -> None:
             for day in ("2024-01-31", "2024-02-29", "2025-08-31")
         ],
     )
-    activate_policy(register, dates_policy(durations, "2"), actor="test")
+    activate_policy(register, dates_policy(durations, "2"), actor="test", comment="test")
     with register.read() as conn:
         stored = {
             r.reference: r.ends_on
@@ -276,6 +282,6 @@ def test_a_bad_policy_changes_nothing(register: Register, name: str) -> None:
     )
     before = snapshot(register)
     with pytest.raises(PolicyError):
-        activate_policy(register, BAD_POLICIES[name], actor="test")
+        activate_policy(register, BAD_POLICIES[name], actor="test", comment="test")
     assert snapshot(register) == before
     assert active_labels(register) == ["worked@1"]

@@ -24,7 +24,9 @@ def policy_check(file: Path) -> None:
 @policy_app.command("activate")
 def policy_activate(
     file: Path,
-    comment: Annotated[str, typer.Option(help="Why this version is activated.")] = "",
+    comment: Annotated[
+        str, typer.Option("--comment", help="Why this version is activated (required).")
+    ],
 ) -> None:
     """Store a policy version, make it the only active one, and rescore every subject."""
     from credo.services.policies import activate_policy

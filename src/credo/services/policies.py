@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, text, update
 
-from credo.domain.errors import ConflictError
+from credo.domain.errors import ConflictError, Problem, ValidationError
 from credo.domain.policy import Policy
 from credo.domain.policy_load import load_policy, policy_digest
 from credo.services.register import Register
@@ -48,12 +48,19 @@ def summary_lines(policy: Policy) -> list[str]:
 
 
 def activate_policy(
-    register: Register, text_: str, *, actor: str, comment: str = "", source: str = "policy"
+    register: Register, text_: str, *, actor: str, comment: str, source: str = "policy"
 ) -> Activation:
     """Store a policy version, make it the only active one, and rescore everyone.
 
     All in one transaction: readers see the old policy and standings or the new ones.
+    `comment` (why this version is activated) is required and kept with the version.
     """
+    comment = comment.strip()
+    if not comment:
+        raise ValidationError(
+            "activating a policy needs a comment saying why",
+            [Problem("comment", "must not be empty")],
+        )
     policy = load_policy(text_, source)
     digest = policy_digest(text_)
     now = register.clock.now()
