@@ -1,0 +1,372 @@
+"""Impact preview: what activating a candidate policy would do, without changing anything.
+
+Every subject is scored twice, set-based in the database, as of one day (by default today,
+the day activation rescores as of):
+
+- **before**: the active policy, by the same SQL the rescore runs, over the stored record
+  ends and objection due days;
+- **after**: the candidate, by the same SQL, with each record's end and each objection's
+  due day derived from the candidate's durations exactly as activation rewrites them.
+
+Both sides are evaluated on the same day by the same SQL, so every difference in the
+report comes from the policy, never from the calendar or from standings stored on another
+day. The report counts grade moves (a from-to matrix), list entries and exits, measures
+starting and stopping per authority, the score distribution on fixed bins and the largest
+score changes, explained record by record by the pure scorer under both policies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from credo.domain.errors import ConflictError
+from credo.domain.policy import Policy
+from credo.domain.policy_load import load_policy, policy_digest
+from credo.domain.scoring import ExplanationLine, Standing, compute_standing
+from credo.services.register import Register
+from credo.store import preview_sql, repository
+from credo.store.tables import policy_versions
+
+BINS = 20
+LARGEST = 20
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """Who enters and who leaves one list, or starts and stops one measure."""
+
+    id: str
+    kind: str  # list: red | black; measure: reward | sanction
+    authority: str | None  # the measure's authority (None for a list)
+    entered: list[str]
+    left: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts and every subject id."""
+        names = ("started", "stopped") if self.authority is not None else ("entered", "left")
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        if self.authority is not None:
+            out["authority"] = self.authority
+        out[names[0]] = {"count": len(self.entered), "subjects": self.entered}
+        out[names[1]] = {"count": len(self.left), "subjects": self.left}
+        return out
+
+
+@dataclass(frozen=True)
+class HistogramBin:
+    """Subjects scoring low..high (inclusive) before and after."""
+
+    low: int
+    high: int
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    """One of the largest score changes, with both standings from the pure scorer."""
+
+    subject_id: str
+    before: Standing
+    after: Standing
+    reasons: list[str]
+
+    @property
+    def delta(self) -> int:
+        """Score after minus score before."""
+        return self.after.score - self.before.score
+
+    def to_json(self) -> dict[str, Any]:
+        """Both standings (with their explanations) and the reasons in words."""
+        return {
+            "subject_id": self.subject_id,
+            "delta": self.delta,
+            "reasons": self.reasons,
+            "before": _side(self.before),
+            "after": _side(self.after),
+        }
+
+
+def _side(standing: Standing) -> dict[str, Any]:
+    data = standing.to_json()
+    return {k: data[k] for k in ("score", "grade", "lists", "measures", "explanation")}
+
+
+@dataclass
+class Preview:
+    """The impact of activating `candidate` instead of keeping `active`, as of one day."""
+
+    as_of: date
+    active: str
+    candidate: str
+    subjects: int
+    score_changed: int
+    grade_changed: int
+    mean_before: float
+    mean_after: float
+    grades_before: list[str]
+    grades_after: list[str]
+    grade_matrix: dict[str, dict[str, int]]
+    lists: list[MembershipChange]
+    measures: list[MembershipChange]
+    histogram: list[HistogramBin]
+    largest: list[ScoreChange]
+    notes: list[str] = field(default_factory=list)
+    fairness: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole report as JSON-ready data (the API's response body)."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "active": self.active,
+            "candidate": self.candidate,
+            "subjects": self.subjects,
+            "score_changed": self.score_changed,
+            "grade_changed": self.grade_changed,
+            "mean_score": {"before": self.mean_before, "after": self.mean_after},
+            "grades": {"before": self.grades_before, "after": self.grades_after},
+            "grade_matrix": self.grade_matrix,
+            "lists": [c.to_json() for c in self.lists],
+            "measures": [c.to_json() for c in self.measures],
+            "histogram": [
+                {"low": b.low, "high": b.high, "before": b.before, "after": b.after}
+                for b in self.histogram
+            ],
+            "largest_changes": [c.to_json() for c in self.largest],
+            "fairness": self.fairness,
+            "notes": self.notes,
+        }
+
+
+def preview_policy(
+    register: Register,
+    text_: str,
+    *,
+    as_of: date | None = None,
+    source: str = "policy",
+    largest: int = LARGEST,
+) -> Preview:
+    """Score every subject under the active policy and under the candidate text; report the
+    differences. Raises PolicyError naming every wrong key of the candidate.
+
+    >>> report = preview_policy(register, Path("next.toml").read_text())  # doctest: +SKIP
+    >>> report.grade_matrix["B"]["C"]  # subjects moving from B to C  # doctest: +SKIP
+    """
+    candidate = load_policy(text_, source)
+    day = as_of or register.clock.today()
+    with register.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            # Both sides and the explanations must see one snapshot of the register.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        transaction = conn.begin()
+        try:
+            _, active = register.active_policy(conn)
+            notes = _notes(conn, active, candidate, text_, day, register.clock.today())
+            preview_sql.compare(conn, active, candidate, day)
+            report = _report(conn, active, candidate, day, largest)
+            report.notes = notes
+            preview_sql.drop(conn)
+        finally:
+            transaction.rollback()  # nothing the preview did is kept
+    return report
+
+
+def _notes(
+    conn: Connection, active: Policy, candidate: Policy, text_: str, day: date, today: date
+) -> list[str]:
+    """What the reader should know; refuses a candidate activation would refuse."""
+    notes = [
+        f"before = {active.label} and after = {candidate.label}, both scored as of "
+        f"{day.isoformat()} by the same SQL: the differences come from the policy alone"
+    ]
+    stored = conn.execute(
+        select(policy_versions.c.digest, policy_versions.c.active).where(
+            policy_versions.c.policy_id == candidate.policy.id,
+            policy_versions.c.version == candidate.policy.version,
+        )
+    ).first()
+    if stored is not None and stored.digest != policy_digest(text_):
+        raise ConflictError(
+            f"policy {candidate.label} is already stored with different text, so activating "
+            "it would be refused: give the changed policy a new version"
+        )
+    if stored is not None and stored.active:
+        notes.append(f"{candidate.label} is the active policy: activating it changes nothing")
+    if day != today:
+        notes.append(
+            f"activation rescores as of today ({today.isoformat()}), not {day.isoformat()}"
+        )
+    changed = preview_sql.changed_validity(active, candidate)
+    if changed:
+        notes.append("record ends recomputed for: " + ", ".join(changed))
+    if active.policy.objection_period != candidate.policy.objection_period:
+        notes.append(
+            f"objection due days recomputed: {active.policy.objection_period} -> "
+            f"{candidate.policy.objection_period}"
+        )
+    return notes
+
+
+def _report(
+    conn: Connection, active: Policy, candidate: Policy, day: date, largest: int
+) -> Preview:
+    summary = preview_sql.score_summary(conn)
+    matrix: dict[str, dict[str, int]] = {}
+    for b, a, n in preview_sql.grade_matrix(conn):
+        matrix.setdefault(b, {})[a] = n
+    low = min(active.policy.score_min, candidate.policy.score_min)
+    high = max(active.policy.score_max, candidate.policy.score_max)
+    bins = preview_sql.Bins.across(low, high, BINS)
+    histogram = [
+        HistogramBin(lo, hi, b, a)
+        for (lo, hi), (b, a) in zip(bins.edges, preview_sql.histogram(conn, bins), strict=True)
+    ]
+    lists, measures = _memberships(conn, active, candidate)
+    return Preview(
+        as_of=day,
+        active=active.label,
+        candidate=candidate.label,
+        subjects=preview_sql.subject_count(conn),
+        score_changed=int(summary.score_changed or 0),
+        grade_changed=int(summary.grade_changed or 0),
+        mean_before=round(float(summary.b_mean or 0), 2),
+        mean_after=round(float(summary.a_mean or 0), 2),
+        grades_before=[g.name for g in active.grades],
+        grades_after=[g.name for g in candidate.grades],
+        grade_matrix=matrix,
+        lists=lists,
+        measures=measures,
+        histogram=histogram,
+        largest=[
+            _explain(conn, active, candidate, row.subject_id, day)
+            for row in preview_sql.largest_changes(conn, largest)
+        ],
+    )
+
+
+def _split(value: str | None) -> set[str]:
+    return {v for v in (value or "").split(",") if v}
+
+
+def _memberships(
+    conn: Connection, active: Policy, candidate: Policy
+) -> tuple[list[MembershipChange], list[MembershipChange]]:
+    """List entries/exits and measure starts/stops, over the union of both policies' ids."""
+    lists: dict[str, tuple[list[str], list[str]]] = {}
+    measures: dict[str, tuple[list[str], list[str]]] = {}
+    for sid, b_lists, a_lists, b_measures, a_measures in preview_sql.membership_changes(conn):
+        for table, before, after in (
+            (lists, _split(b_lists), _split(a_lists)),
+            (measures, _split(b_measures), _split(a_measures)),
+        ):
+            for ident in after - before:
+                table.setdefault(ident, ([], []))[0].append(sid)
+            for ident in before - after:
+                table.setdefault(ident, ([], []))[1].append(sid)
+    list_kinds = {r.id: r.kind.value for r in [*active.lists, *candidate.lists]}
+    measure_info = {
+        m.id: (m.kind.value, m.authority) for m in [*active.measures, *candidate.measures]
+    }
+    list_ids = _union([r.id for r in candidate.lists], [r.id for r in active.lists])
+    measure_ids = _union([m.id for m in candidate.measures], [m.id for m in active.measures])
+    return (
+        [MembershipChange(i, list_kinds[i], None, *lists.get(i, ([], []))) for i in list_ids],
+        [MembershipChange(i, *measure_info[i], *measures.get(i, ([], []))) for i in measure_ids],
+    )
+
+
+def _union(first: list[str], second: list[str]) -> list[str]:
+    return first + [i for i in second if i not in first]
+
+
+def _explain(
+    conn: Connection, active: Policy, candidate: Policy, subject_id: str, day: date
+) -> ScoreChange:
+    """Both standings of one subject by the pure scorer, and the changes in words."""
+    facts = repository.record_facts(conn, subject_id)
+    before = compute_standing(active, subject_id, facts, day)
+    after = compute_standing(candidate, subject_id, facts, day)
+    return ScoreChange(subject_id, before, after, _reasons(active, candidate, before, after))
+
+
+def _by_category(lines: tuple[ExplanationLine, ...]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for line in lines:
+        n, points = out.get(line.category, (0, 0))
+        out[line.category] = (n + 1, points + line.points)
+    return out
+
+
+def _reasons(active: Policy, candidate: Policy, before: Standing, after: Standing) -> list[str]:
+    """One line per category whose contribution changed, naming the rule that changed."""
+    was, now = _by_category(before.explanation), _by_category(after.explanation)
+    reasons = []
+    for category in sorted(set(was) | set(now)):
+        (n0, p0), (n1, p1) = was.get(category, (0, 0)), now.get(category, (0, 0))
+        if (n0, p0) == (n1, p1):
+            continue
+        rules = _rule_changes(active, candidate, category)
+        reasons.append(
+            f"{category}: {n0} record(s) counting {p0:+d} -> {n1} record(s) counting {p1:+d}"
+            + (f" ({'; '.join(rules)})" if rules else "")
+        )
+    head_b, head_a = active.policy, candidate.policy
+    if (head_b.base_score, head_b.score_min, head_b.score_max) != (
+        head_a.base_score,
+        head_a.score_min,
+        head_a.score_max,
+    ):
+        reasons.append(
+            f"base score {head_b.base_score} -> {head_a.base_score}, range "
+            f"{head_b.score_min}..{head_b.score_max} -> {head_a.score_min}..{head_a.score_max}"
+        )
+    return reasons
+
+
+def _rule_changes(active: Policy, candidate: Policy, category: str) -> list[str]:
+    old = active.category_by_id.get(category)
+    new = candidate.category_by_id.get(category)
+    if old is None:
+        return ["new category"]
+    if new is None:
+        return ["category removed"]
+    changes = []
+    for name in ("points", "cap", "valid_for", "suspend_while_disputed", "context"):
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            changes.append(f"{name} {a} -> {b}")
+    return changes
+
+
+Row = tuple[int, str, str, str]  # score, grade, lists, measures (comma-separated)
+
+
+def preview_standings(
+    register: Register, text_: str, *, as_of: date | None = None, source: str = "policy"
+) -> dict[str, tuple[Row, Row]]:
+    """Every subject's (before, after) standing as the preview computes them, for checks
+    and research: what activating the candidate would store for each subject."""
+    candidate = load_policy(text_, source)
+    day = as_of or register.clock.today()
+    columns = ("subject_id", *(f"{side}_{c}" for side in "ba" for c in _COLUMNS))
+    with register.engine.connect() as conn, conn.begin() as transaction:
+        _, active = register.active_policy(conn)
+        preview_sql.compare(conn, active, candidate, day)
+        found = {
+            str(r[0]): (
+                (int(r[1]), str(r[2]), str(r[3]), str(r[4])),
+                (int(r[5]), str(r[6]), str(r[7]), str(r[8])),
+            )
+            for r in preview_sql.all_rows(conn, columns)
+        }
+        preview_sql.drop(conn)
+        transaction.rollback()
+    return found
+
+
+_COLUMNS = ("score", "grade", "lists", "measures")

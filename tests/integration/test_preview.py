@@ -1,0 +1,387 @@
+"""The impact preview predicts activation exactly, and changes nothing stored.
+
+The register holds what makes prediction hard: repaired records (the repair date caps the
+recomputed end), open, overdue and decided objections (due days move with the objection
+period), a correction, a revocation, capped categories, a list that excludes another and
+measures restricted to their contexts. A changed policy is previewed, then activated; every
+subject's stored standing must equal the preview's "after" side, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from credo.clock import FixedDateClock
+from credo.domain.errors import ConflictError, NoActivePolicyError, PolicyError
+from credo.domain.policy_load import load_policy
+from credo.services.cases import decide_case, object_to_record, request_repair
+from credo.services.filing import subject_standing
+from credo.services.policies import activate_policy
+from credo.services.preview import preview_policy, preview_standings
+from credo.services.register import Register
+from credo.services.rescoring import rescore_everyone
+from credo.services.subjects import import_subjects
+from credo.store.tables import cases, records
+from tests.conftest import TODAY
+from tests.factories import file_rows, record, rows, subject
+
+BASE = """
+[policy]
+id = "preview"
+version = "1"
+base_score = 1000
+score_min = 0
+score_max = 2000
+objection_period = "P10D"
+
+[[grades]]
+name = "A"
+min = 1050
+[[grades]]
+name = "B"
+min = 1000
+[[grades]]
+name = "C"
+min = 900
+[[grades]]
+name = "D"
+min = 0
+
+[[authorities]]
+id = "court"
+name = "Court"
+may_file = ["judicial"]
+[[authorities]]
+id = "tax"
+name = "Tax Bureau"
+may_file = ["tax"]
+[[authorities]]
+id = "personnel"
+name = "Personnel Bureau"
+may_file = ["employment", "civic"]
+
+[[categories]]
+id = "court.defiance"
+name = "Defied a court order"
+context = "judicial"
+points = -100
+valid_for = "P2Y"
+cap = -200
+repairable = true
+[[categories]]
+id = "court.minor"
+name = "Minor procedural breach"
+context = "judicial"
+points = -30
+valid_for = "P1Y"
+repairable = true
+suspend_while_disputed = false
+[[categories]]
+id = "tax.arrears"
+name = "Tax arrears"
+context = "tax"
+points = -60
+valid_for = "P1Y"
+repairable = true
+suspend_while_disputed = false
+[[categories]]
+id = "employment.commendation"
+name = "Commendation"
+context = "employment"
+points = 40
+valid_for = "P6M"
+cap = 80
+[[categories]]
+id = "civic.volunteering"
+name = "Volunteering"
+context = "civic"
+points = 15
+valid_for = "P1Y"
+
+[[lists]]
+id = "dishonest"
+kind = "black"
+name = "Dishonest persons"
+when = [ { any_of = ["court.defiance"] }, { grade_in = ["D"] } ]
+[[lists]]
+id = "exemplary"
+kind = "red"
+name = "Exemplary public servants"
+when = [ { grade_in = ["A"] } ]
+excludes = ["dishonest"]
+
+[[measures]]
+id = "hr.no_promotion"
+authority = "personnel"
+kind = "sanction"
+trigger = { list = "dishonest" }
+contexts = ["judicial", "employment"]
+text = "Not eligible for promotion while listed"
+[[measures]]
+id = "tax.strict"
+authority = "tax"
+kind = "sanction"
+trigger = { grade_in = ["C", "D"] }
+contexts = ["tax"]
+text = "Strict tax supervision"
+[[measures]]
+id = "hr.fast_track"
+authority = "personnel"
+kind = "reward"
+trigger = { list = "exemplary" }
+contexts = ["employment", "civic"]
+text = "Fast-track promotion review"
+"""
+
+# Every kind of change activation handles: points, caps, validity (longer and shorter,
+# with and without repairs), the objection period, grade bands, list rules and a measure's
+# contexts; plus a category whose validity is unchanged.
+CANDIDATE = (
+    BASE.replace('version = "1"', 'version = "2"', 1)
+    .replace('objection_period = "P10D"', 'objection_period = "P30D"', 1)
+    .replace(
+        'points = -100\nvalid_for = "P2Y"\ncap = -200',
+        'points = -150\nvalid_for = "P1Y"\ncap = -250',
+    )
+    .replace('points = -30\nvalid_for = "P1Y"', 'points = -40\nvalid_for = "P18M"')
+    .replace('points = -60\nvalid_for = "P1Y"', 'points = -60\nvalid_for = "P2Y"')
+    .replace("cap = 80", "cap = 40")
+    .replace("min = 900", "min = 950")
+    .replace('when = [ { grade_in = ["A"] } ]', 'when = [ { grade_in = ["A", "B"] } ]')
+    .replace('contexts = ["employment", "civic"]', 'contexts = ["employment"]')
+)
+
+AUTHORITY = {
+    "court.defiance": "court",
+    "court.minor": "court",
+    "tax.arrears": "tax",
+    "employment.commendation": "personnel",
+    "civic.volunteering": "personnel",
+}
+Row = tuple[int, str, str, str]
+
+
+def d(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def file(register: Register, ref: str, sid: str, category: str, decided: str) -> int:
+    report = file_rows(register, AUTHORITY[category], [record(ref, sid, category, decided)])
+    assert report.stored == 1, report.first_rejects
+    with register.read() as conn:
+        return int(
+            conn.execute(
+                select(records.c.id).where(records.c.reference == ref, records.c.version == 1)
+            ).scalar_one()
+        )
+
+
+def stored(register: Register) -> dict[str, Row]:
+    with register.read() as conn:
+        return {
+            r.subject_id: (r.score, r.grade, r.lists, r.measures)
+            for r in conn.execute(
+                text("SELECT subject_id, score, grade, lists, measures FROM standings")
+            )
+        }
+
+
+def everything(register: Register) -> tuple[Any, ...]:
+    """Every table a preview could touch."""
+    with register.read() as conn:
+        tables = [
+            conn.execute(text(f"SELECT * FROM {name} ORDER BY 1")).all()
+            for name in ("records", "cases", "standings", "policy_versions", "audit_entries")
+        ]
+        return (*tables, conn.execute(text("SELECT COUNT(*) FROM notices")).scalar_one())
+
+
+def build(register: Register, clock: FixedDateClock) -> None:
+    """A register with every due-process path that moves end and due days."""
+    activate_policy(register, BASE, actor="test", comment="base")
+    import_subjects(
+        register,
+        rows(subject(n, organisation=f"Org {n % 3}") for n in range(1, 61)),
+        actor="test",
+        source="seed",
+    )
+    clock.day = d("2025-01-01")
+    # s-001: repaired defiance; the shorter candidate validity ends it before the repair.
+    repaired = file(register, "R-1", "s-001", "court.defiance", "2024-12-01")
+    # s-002: arrears repaired in the past; the longer candidate validity stays capped by it.
+    arrears = file(register, "R-2", "s-002", "tax.arrears", "2024-12-20")
+    clock.day = d("2025-06-01")
+    for sid, record_id, repair_on in (
+        ("s-001", repaired, d("2026-09-01")),
+        ("s-002", arrears, d("2025-07-01")),
+    ):
+        case_id = request_repair(register, sid, record_id, "Complied.")
+        decide_case(
+            register, case_id, reviewer="rev", outcome="approve", reasons="OK.", repair_on=repair_on
+        )
+    # s-003: an open objection on a non-suspending category, overdue under P10D only.
+    clock.day = d("2026-03-01")
+    minor = file(register, "O-1", "s-003", "court.minor", "2026-02-01")
+    object_to_record(register, "s-003", minor, "Wrong person.")
+    # s-004: an open objection on a suspending category (suspended whatever the period).
+    defiance = file(register, "O-2", "s-004", "court.defiance", "2026-02-10")
+    object_to_record(register, "s-004", defiance, "Not me.")
+    # s-005: a decided (rejected) objection; s-006: a correction; s-007: a revocation.
+    rejected = file(register, "O-3", "s-005", "tax.arrears", "2025-11-01")
+    corrected = file(register, "O-4", "s-006", "court.defiance", "2025-09-01")
+    revoked = file(register, "O-5", "s-007", "court.defiance", "2025-10-01")
+    cases_ = [
+        object_to_record(register, s, r, "Dispute.")
+        for s, r in (("s-005", rejected), ("s-006", corrected), ("s-007", revoked))
+    ]
+    clock.day = d("2026-03-05")
+    decide_case(register, cases_[0], reviewer="rev", outcome="reject", reasons="Proven.")
+    decide_case(
+        register,
+        cases_[1],
+        reviewer="rev",
+        outcome="correct",
+        reasons="A minor breach.",
+        changes={"category": "court.minor"},
+    )
+    decide_case(register, cases_[2], reviewer="rev", outcome="revoke", reasons="Wrong.")
+    # Everyone else: seeded random records, hitting caps and both lists.
+    rng = random.Random(5)
+    clock.day = TODAY
+    n = 0
+    for sid_n in range(8, 61):
+        for _ in range(rng.randrange(0, 6)):
+            n += 1
+            category = rng.choice(sorted(AUTHORITY))
+            decided = date.fromordinal(TODAY.toordinal() - rng.randrange(0, 900))
+            file(register, f"X-{n}", f"s-{sid_n:03d}", category, decided.isoformat())
+    rescore_everyone(register, TODAY, actor="test")
+
+
+@pytest.fixture
+def built(register: Register, clock: FixedDateClock) -> Register:
+    build(register, clock)
+    return register
+
+
+def test_preview_predicts_every_activated_standing_exactly(built: Register) -> None:
+    reg = built
+    before = stored(reg)
+    sides = preview_standings(reg, CANDIDATE)
+    report = preview_policy(reg, CANDIDATE)
+    assert {sid: b for sid, (b, _) in sides.items()} == before
+    activate_policy(reg, CANDIDATE, actor="test", comment="go")
+    after = stored(reg)
+    predicted = {sid: a for sid, (_, a) in sides.items()}
+    assert predicted == after
+    # the register really changes, in each way the candidate can change it
+    assert before != after
+    assert before["s-001"][0] == 900 and after["s-001"][0] == 1000  # P1Y ends it first
+    assert after["s-002"][0] == 1000  # the repair still caps the longer validity
+    assert before["s-003"][0] == 1000 and after["s-003"][0] == 960  # no longer overdue
+    # the report's aggregates are those of the activation's outcome
+    matrix = Counter((before[s][1], after[s][1]) for s in after)
+    assert {(b, a): n for b, row in report.grade_matrix.items() for a, n in row.items()} == matrix
+    assert report.subjects == len(after) == 60
+    assert report.grade_changed == sum(1 for s in after if before[s][1] != after[s][1])
+    assert report.score_changed == sum(1 for s in after if before[s][0] != after[s][0])
+    for change in report.lists:
+        entered = sorted(s for s in after if _on(change.id, after[s][2], before[s][2]))
+        left = sorted(s for s in after if _on(change.id, before[s][2], after[s][2]))
+        assert (change.entered, change.left) == (entered, left)
+    for change in report.measures:
+        started = sorted(s for s in after if _on(change.id, after[s][3], before[s][3]))
+        stopped = sorted(s for s in after if _on(change.id, before[s][3], after[s][3]))
+        assert (change.entered, change.left) == (started, stopped)
+    assert sum(len(c.entered) + len(c.left) for c in report.lists) > 0
+    assert sum(b.before for b in report.histogram) == sum(b.after for b in report.histogram) == 60
+    for bin_ in report.histogram:
+        assert bin_.before == sum(1 for s in before.values() if bin_.low <= s[0] <= bin_.high)
+        assert bin_.after == sum(1 for s in after.values() if bin_.low <= s[0] <= bin_.high)
+
+
+def _on(ident: str, lists: str, other: str) -> bool:
+    return ident in lists.split(",") and ident not in other.split(",")
+
+
+def test_preview_changes_nothing_stored(built: Register) -> None:
+    state = everything(built)
+    preview_policy(built, CANDIDATE)
+    preview_policy(built, CANDIDATE, as_of=d("2027-01-01"))
+    assert everything(built) == state
+
+
+def test_largest_changes_are_explained_by_the_pure_scorer_under_both_policies(
+    built: Register,
+) -> None:
+    report = preview_policy(built, CANDIDATE, largest=5)
+    sides = preview_standings(built, CANDIDATE)
+    assert len(report.largest) == 5
+    deltas = [abs(c.delta) for c in report.largest]
+    assert deltas == sorted(deltas, reverse=True)
+    everyone = sorted(abs(a[0] - b[0]) for b, a in sides.values())
+    assert deltas == everyone[::-1][:5]
+    for change in report.largest:
+        b, a = sides[change.subject_id]
+        assert (change.before.score, change.before.grade) == (b[0], b[1])
+        assert (change.after.score, change.after.grade) == (a[0], a[1])
+        assert change.reasons, change.subject_id
+        counted = sum(line.points for line in change.after.explanation)
+        assert change.after.score == max(0, min(2000, 1000 + counted))
+    first = report.to_json()["largest_changes"][0]
+    assert set(first) == {"subject_id", "delta", "reasons", "before", "after"}
+    assert first["after"]["explanation"] == [
+        line.to_json() for line in report.largest[0].after.explanation
+    ]
+
+
+def test_repaired_record_explanation_ends_at_the_earlier_of_repair_and_new_validity(
+    built: Register,
+) -> None:
+    with built.read() as conn:
+        policy = load_policy(CANDIDATE)
+        pure = subject_standing(conn, policy, "s-001", d("2025-06-01"))
+    assert [line.effective_until for line in pure.explanation] == [d("2025-12-01")]
+    report = preview_policy(built, CANDIDATE, as_of=d("2025-06-01"))
+    assert report.as_of == d("2025-06-01")
+    assert any("rescores as of today" in note for note in report.notes)
+
+
+def test_preview_at_another_day_equals_activation_rescored_that_day(
+    built: Register, clock: FixedDateClock
+) -> None:
+    later = d("2026-09-15")
+    sides = preview_standings(built, CANDIDATE, as_of=later)
+    clock.day = later
+    rescore_everyone(built, later, actor="test")
+    assert {s: b for s, (b, _) in sides.items()} == stored(built)
+    activate_policy(built, CANDIDATE, actor="test", comment="go")
+    assert {s: a for s, (_, a) in sides.items()} == stored(built)
+
+
+def test_a_wrong_candidate_names_its_key_and_a_changed_text_under_a_stored_version_is_refused(
+    built: Register,
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        preview_policy(built, CANDIDATE.replace("points = -150", 'points = "many"'))
+    assert "points" in str(caught.value)
+    with pytest.raises(ConflictError) as refused:
+        preview_policy(built, BASE.replace("min = 900", "min = 901"))
+    assert "preview@1" in str(refused.value)
+    same = preview_policy(built, BASE)
+    assert same.score_changed == 0 and same.grade_changed == 0
+    assert any("is the active policy" in note for note in same.notes)
+    with built.read() as conn:
+        dues = conn.execute(select(cases.c.due_on)).all()
+    assert dues
+
+
+def test_preview_needs_an_active_policy(register: Register) -> None:
+    with pytest.raises(NoActivePolicyError):
+        preview_policy(register, BASE)
