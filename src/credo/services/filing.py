@@ -21,7 +21,7 @@ from credo.domain.scoring import Standing, compute_standing
 from credo.services.notices import notify, notify_batch
 from credo.services.register import Register
 from credo.services.sources import RawChunk, SourceRow, parse_chunk, raw_text, read_chunks
-from credo.store import audit, repository
+from credo.store import audit, memberships, repository
 from credo.store.db import is_sqlite
 from credo.store.rescore import catch_up, lock_register
 from credo.store.tables import records
@@ -429,6 +429,13 @@ def refresh_subject(
     new = f"{','.join(standing.lists)}|{','.join(standing.measures)}"
     if old != new:
         notify(conn, subject_id, "standing.changed", now, before=old, after=new)
+        change = memberships.Change.of(
+            subject_id,
+            standing.grade,
+            (before.lists if before is not None else "", ",".join(standing.lists)),
+            (before.measures if before is not None else "", ",".join(standing.measures)),
+        )
+        memberships.track(conn, policy, version_id, today, now, [change])
     repository.save_standing(conn, standing, version_id)
     return standing
 

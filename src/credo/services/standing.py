@@ -24,9 +24,10 @@ class Inquirer:
     channel: str  # api | cli
 
 
-def _log(
+def log_inquiry(
     conn: Any, register: Register, who: Inquirer, purpose: str, subject_id: str, as_of: date
 ) -> None:
+    """Log one look at a subject: an inquiry row the subject sees, and its audit entry."""
     now = register.clock.now()
     conn.execute(
         inquiries.insert().values(
@@ -65,7 +66,7 @@ def standings(
             repository.subject_row(conn, subject_id)
             facts = repository.record_facts(conn, subject_id)
             result.append(compute_standing(policy, subject_id, facts, day))
-            _log(conn, register, who, purpose, subject_id, day)
+            log_inquiry(conn, register, who, purpose, subject_id, day)
     return result
 
 
@@ -133,5 +134,5 @@ def query_standing(
         standing = compute_standing(
             policy, subject_id, repository.record_facts(conn, subject_id), day
         )
-        _log(conn, register, Inquirer(authority_id, "api"), purpose_id, subject_id, day)
+        log_inquiry(conn, register, Inquirer(authority_id, "api"), purpose_id, subject_id, day)
     return visible_standing(policy, standing, authority_id, purpose_id)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from credo.domain.guard import Context
 from credo.domain.policy import AnyOf, ListRule, ListTrigger, Policy
+from credo.store import memberships
 from credo.store.db import dateparam, is_sqlite
 
 
@@ -93,6 +94,18 @@ class RescoreSql:
             return f"({holds})"
         return f"(({holds}) AND NOT ({' OR '.join(excluded)}))"
 
+    def effective(self, *, ends: str = "r.ends_on", due: str = "c.due_on") -> str:
+        """The condition for a record `r` to count on day :t (DESIGN 5.1)."""
+        suspending = [c.id for c in self.policy.categories if c.suspend_while_disputed]
+        return f"""r.revoked = {_false()} AND r.decided_on <= :t AND {ends} > :t
+    AND (r.counts_from IS NULL OR r.counts_from <= :t)
+    AND (r.counts_until IS NULL OR r.counts_until > :t)
+    AND r.id NOT IN (
+      SELECT c.record_id FROM cases c
+      WHERE c.kind = 'objection' AND c.record_id IS NOT NULL AND c.filed_on <= :t
+        AND (c.decided_on IS NULL OR c.decided_on > :t)
+        AND ({due} <= :t OR {_in("c.category", suspending)}))"""
+
     def select(
         self,
         subjects: str | None = None,
@@ -110,7 +123,6 @@ class RescoreSql:
         p = self.policy
         head = p.policy
         where_pending = f" AND r.subject_id IN ({subjects})" if subjects else ""
-        suspending = [c.id for c in p.categories if c.suspend_while_disputed]
         sums, flags = [], []
         for scope in self.scopes:
             if scope.contexts is None:
@@ -170,14 +182,7 @@ class RescoreSql:
 WITH eff AS (
   SELECT r.subject_id, r.category, COUNT(*) AS n
   FROM records r{scan}
-  WHERE r.revoked = {_false()} AND r.decided_on <= :t AND {ends} > :t
-    AND (r.counts_from IS NULL OR r.counts_from <= :t)
-    AND (r.counts_until IS NULL OR r.counts_until > :t){where_pending}
-    AND r.id NOT IN (
-      SELECT c.record_id FROM cases c
-      WHERE c.kind = 'objection' AND c.record_id IS NOT NULL AND c.filed_on <= :t
-        AND (c.decided_on IS NULL OR c.decided_on > :t)
-        AND ({due} <= :t OR {_in("c.category", suspending)}))
+  WHERE {self.effective(ends=ends, due=due)}{where_pending}
   GROUP BY r.category, r.subject_id
 ), pts AS (
   SELECT subject_id, category, {self._points()} AS p FROM eff
@@ -254,6 +259,7 @@ def rescore(
     sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
     conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
     conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
+    memberships.track(conn, policy, policy_version_id, as_of, now, memberships.fresh_changes(conn))
     conn.execute(text(_NOTICES), {"now": now})
     if scope is None:
         conn.execute(text("DELETE FROM standings" if is_sqlite(conn) else "TRUNCATE standings"))

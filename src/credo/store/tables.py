@@ -279,3 +279,55 @@ cases = Table(
     Index("ix_cases_record_id", "record_id"),
     Index("ix_cases_due_on", "due_on"),
 )
+
+# ----------------------------------------------------------------------------- lists, measures
+
+# A subject's time on a list: entered on the day a rescore first found them on it, left on
+# the day one first found them off it (NULL while on it). `grade` is the grade on entry and
+# `records` the ids of the effective records of the list's `any_of` categories on entry:
+# together, what caused the membership.
+list_periods = Table(
+    "list_periods",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", String(64), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("entered_on", Date, nullable=False),
+    Column("left_on", Date),
+    Column("grade", String(64), nullable=False),
+    Column("records", Text, nullable=False, server_default=""),
+    Column("policy_version_id", Integer, nullable=False),
+    Index("ix_list_periods_subject_id", "subject_id"),
+    Index("ix_list_periods_list_id_entered_on", "list_id", "entered_on"),
+)
+
+# The measures an authority applies, as periods (the current ones have no end) ...
+measure_periods = Table(
+    "measure_periods",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", String(64), nullable=False),
+    Column("measure_id", String(64), nullable=False),
+    Column("authority_id", String(64), nullable=False),
+    Column("started_on", Date, nullable=False),
+    Column("ended_on", Date),
+    Index("ix_measure_periods_subject_id", "subject_id"),
+    Index("ix_measure_periods_authority_subject", "authority_id", "subject_id", "measure_id"),
+)
+
+# ... and as a feed of starts and ends. `seq` is the cursor: writers take the feed lock
+# before their first event and hold it to commit, so events become visible in seq order
+# and a reader that resumes after the last seq it saw never skips or repeats one.
+measure_events = Table(
+    "measure_events",
+    metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("authority_id", String(64), nullable=False),
+    Column("measure_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("change", String(8), nullable=False),  # start | end
+    Column("on_day", Date, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("policy_version_id", Integer, nullable=False),
+    Index("ix_measure_events_authority_id_seq", "authority_id", "seq"),
+)

@@ -1,0 +1,158 @@
+"""The public register: published records only, by the rules of DESIGN 5.7.
+
+A record is shown on day t when its category has `publish_for`, from `decided_on +
+publication_delay` until the earlier of `decided_on + publish_for` and the day it stops
+being effective (expired, repaired, revoked, superseded by a correction), and never while
+an objection to it is open. An entry shows the name, authority, category, decision date,
+legal basis and reference: nothing else (no subject id, no summary, no amount).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+
+from credo.domain.errors import NotFoundError, Problem, ValidationError
+from credo.domain.policy import AnyOf, Policy
+from credo.services.register import Register
+from credo.store.dates import add_duration_sql
+from credo.store.db import dateparam
+from credo.store.rescore import RescoreSql
+
+MAX_PAGE = 100
+
+
+def published_condition(policy: Policy, dialect: str) -> str:
+    """SQL: record `r` is on the public register on day :t."""
+    published = [c for c in policy.categories if c.publish_for is not None]
+    if not published:
+        return "1 = 0"
+    delay = add_duration_sql(dialect, "r.decided_on", policy.policy.publication_delay)
+    until = " ".join(
+        f"WHEN '{c.id}' THEN {add_duration_sql(dialect, 'r.decided_on', c.publish_for)}"
+        for c in published
+        if c.publish_for is not None
+    )
+    ids = ", ".join(f"'{c.id}'" for c in published)
+    return (
+        f"r.category IN ({ids}) AND {delay} <= :t AND (CASE r.category {until} END) > :t "
+        f"AND {RescoreSql(policy).effective()} "
+        "AND NOT EXISTS (SELECT 1 FROM cases o WHERE o.record_id = r.id "
+        "AND o.kind = 'objection' AND o.filed_on <= :t "
+        "AND (o.decided_on IS NULL OR o.decided_on > :t))"
+    )
+
+
+_COLUMNS = (
+    "SELECT s.name, r.authority_id, r.category, r.decided_on, r.legal_basis, r.reference "
+    "FROM records r JOIN subjects s ON s.id = r.subject_id WHERE "
+)
+
+
+def _entry(policy: Policy, row: Any) -> dict[str, Any]:
+    authority = policy.authority_by_id.get(row.authority_id)
+    category = policy.category_by_id.get(row.category)
+    decided = row.decided_on
+    return {
+        "name": row.name,
+        "authority": {"id": row.authority_id, "name": authority.name if authority else None},
+        "category": {"id": row.category, "name": category.name if category else None},
+        "decided_on": decided.isoformat() if isinstance(decided, date) else str(decided),
+        "legal_basis": row.legal_basis,
+        "reference": row.reference,
+    }
+
+
+def _page(limit: int, offset: int) -> None:
+    problems = []
+    if not 1 <= limit <= MAX_PAGE:
+        problems.append(Problem("limit", f"between 1 and {MAX_PAGE}"))
+    if offset < 0:
+        problems.append(Problem("offset", "must not be negative"))
+    if problems:
+        raise ValidationError("bad page", problems)
+
+
+def public_list(
+    register: Register, list_id: str, *, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    """The published records behind a list's `any_of` conditions, of its current members."""
+    _page(limit, offset)
+    today = register.clock.today()
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+        rule = policy.list_by_id.get(list_id)
+        if rule is None:
+            raise NotFoundError(
+                f"list {list_id!r} is not declared", [Problem("list_id", f"unknown {list_id!r}")]
+            )
+        categories = sorted(
+            {c for cond in rule.when if isinstance(cond, AnyOf) for c in cond.any_of}
+        )
+        entries: list[dict[str, Any]] = []
+        if categories:
+            quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in categories)
+            sql = (
+                _COLUMNS
+                + published_condition(policy, conn.dialect.name)
+                + f" AND r.category IN ({quoted}) AND EXISTS (SELECT 1 FROM list_periods lp "
+                "WHERE lp.subject_id = r.subject_id AND lp.list_id = :list "
+                "AND lp.left_on IS NULL) "
+                "ORDER BY s.name, r.decided_on DESC, r.authority_id, r.reference "
+                "LIMIT :limit OFFSET :offset"
+            )
+            params = {
+                "t": dateparam(conn, today),
+                "list": list_id,
+                "limit": limit,
+                "offset": offset,
+            }
+            entries = [_entry(policy, row) for row in conn.execute(text(sql), params)]
+    return {
+        "list": {"id": rule.id, "name": rule.name, "kind": rule.kind.value},
+        "as_of": today.isoformat(),
+        "entries": entries,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def search(register: Register, q: str, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """Published records whose subject's name contains `q`, or whose reference is `q`."""
+    _page(limit, offset)
+    query = q.strip()
+    if not 2 <= len(query) <= 100:
+        raise ValidationError(
+            "the search text must be 2 to 100 characters",
+            [Problem("q", "2 to 100 characters")],
+        )
+    pattern = (
+        "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    )
+    today = register.clock.today()
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+        sql = (
+            _COLUMNS
+            + published_condition(policy, conn.dialect.name)
+            + " AND (lower(s.name) LIKE :pattern ESCAPE '\\' OR r.reference = :q) "
+            "ORDER BY s.name, r.decided_on DESC, r.authority_id, r.reference "
+            "LIMIT :limit OFFSET :offset"
+        )
+        params = {
+            "t": dateparam(conn, today),
+            "pattern": pattern,
+            "q": query,
+            "limit": limit,
+            "offset": offset,
+        }
+        entries = [_entry(policy, row) for row in conn.execute(text(sql), params)]
+    return {
+        "q": query,
+        "as_of": today.isoformat(),
+        "entries": entries,
+        "limit": limit,
+        "offset": offset,
+    }

@@ -1,0 +1,218 @@
+"""List and measure history: periods and the measures change feed, kept on every rescore.
+
+Every path that stores standings (the set-based rescore and the one-subject refresh) hands
+the subjects whose lists or measures changed to `track`, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.engine import Connection
+
+from credo.domain.policy import AnyOf, Policy
+from credo.store.db import dateparam, is_sqlite
+from credo.store.tables import list_periods, measure_events, measure_periods
+
+FEED_LOCK = 7276004
+
+
+def split(value: str | None) -> frozenset[str]:
+    """The ids of a stored comma-joined lists or measures column."""
+    return frozenset(item for item in (value or "").split(",") if item)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One subject whose lists or measures differ from the stored standing."""
+
+    subject_id: str
+    grade: str
+    lists_before: frozenset[str]
+    lists_after: frozenset[str]
+    measures_before: frozenset[str]
+    measures_after: frozenset[str]
+
+    @classmethod
+    def of(
+        cls, subject_id: str, grade: str, lists: tuple[str, str], measures: tuple[str, str]
+    ) -> Change:
+        """From stored (before, after) comma-joined columns."""
+        return cls(
+            subject_id,
+            grade,
+            split(lists[0]),
+            split(lists[1]),
+            split(measures[0]),
+            split(measures[1]),
+        )
+
+
+def track(
+    conn: Connection,
+    policy: Policy,
+    policy_version_id: int,
+    as_of: date,
+    now: datetime,
+    changes: Iterable[Change],
+) -> None:
+    """Close and open list periods and measure periods, and append the feed's events."""
+    left: list[dict[str, Any]] = []
+    entered: list[dict[str, Any]] = []
+    ended: list[tuple[str, str]] = []
+    started: list[tuple[str, str]] = []
+    for change in changes:
+        for list_id in sorted(change.lists_before - change.lists_after):
+            left.append({"s": change.subject_id, "l": list_id})
+        for list_id in sorted(change.lists_after - change.lists_before):
+            entered.append(
+                {
+                    "subject_id": change.subject_id,
+                    "list_id": list_id,
+                    "entered_on": as_of,
+                    "grade": change.grade,
+                    "records": "",
+                    "policy_version_id": policy_version_id,
+                }
+            )
+        ended += [
+            (change.subject_id, m) for m in sorted(change.measures_before - change.measures_after)
+        ]
+        started += [
+            (change.subject_id, m) for m in sorted(change.measures_after - change.measures_before)
+        ]
+    if left:
+        conn.execute(
+            update(list_periods)
+            .where(
+                list_periods.c.subject_id == bindparam("s"),
+                list_periods.c.list_id == bindparam("l"),
+                list_periods.c.left_on.is_(None),
+            )
+            .values(left_on=as_of),
+            left,
+        )
+    if entered:
+        first = _next_id(conn, "list_periods", "id")
+        conn.execute(list_periods.insert(), entered)
+        _fill_causes(conn, policy, as_of, first, {row["list_id"] for row in entered})
+    if ended or started:
+        _measures(conn, policy, policy_version_id, as_of, now, ended, started)
+
+
+def _next_id(conn: Connection, table: str, column: str) -> int:
+    return int(conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}")).scalar_one())
+
+
+def _fill_causes(
+    conn: Connection, policy: Policy, as_of: date, first_id: int, list_ids: set[str]
+) -> None:
+    """Store, for each new period, the effective records of the list's `any_of` categories."""
+    from credo.store.rescore import RescoreSql  # rescore imports this module
+
+    effective = RescoreSql(policy).effective()
+    agg = "group_concat(r.id, ',')" if is_sqlite(conn) else "string_agg(CAST(r.id AS TEXT), ',')"
+    for list_id in sorted(list_ids):
+        rule = policy.list_by_id.get(list_id)
+        if rule is None:
+            continue
+        categories = sorted(
+            {c for cond in rule.when if isinstance(cond, AnyOf) for c in cond.any_of}
+        )
+        if not categories:
+            continue
+        quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in categories)
+        conn.execute(
+            text(
+                f"UPDATE list_periods SET records = COALESCE((SELECT {agg} FROM records r "
+                f"WHERE r.subject_id = list_periods.subject_id AND r.category IN ({quoted}) "
+                f"AND {effective}), '') WHERE id >= :first AND list_id = :list"
+            ),
+            {"first": first_id, "list": list_id, "t": dateparam(conn, as_of)},
+        )
+
+
+def _measures(
+    conn: Connection,
+    policy: Policy,
+    policy_version_id: int,
+    as_of: date,
+    now: datetime,
+    ended: Sequence[tuple[str, str]],
+    started: Sequence[tuple[str, str]],
+) -> None:
+    if not is_sqlite(conn):  # events become visible in seq order (see tables.measure_events)
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({FEED_LOCK})"))
+    authority = {m.id: m.authority for m in policy.measures}
+    unknown = sorted({m for _, m in ended if m not in authority})
+    if unknown:  # measures the new policy dropped: their authority is on the open period
+        rows = conn.execute(
+            select(measure_periods.c.measure_id, measure_periods.c.authority_id)
+            .where(measure_periods.c.measure_id.in_(unknown))
+            .distinct()
+        )
+        authority.update({row.measure_id: row.authority_id for row in rows})
+    events: list[dict[str, Any]] = []
+    if ended:
+        conn.execute(
+            update(measure_periods)
+            .where(
+                measure_periods.c.subject_id == bindparam("s"),
+                measure_periods.c.measure_id == bindparam("m"),
+                measure_periods.c.ended_on.is_(None),
+            )
+            .values(ended_on=as_of),
+            [{"s": s, "m": m} for s, m in ended],
+        )
+        events += [_event(s, m, authority.get(m, ""), "end") for s, m in ended]
+    if started:
+        conn.execute(
+            measure_periods.insert(),
+            [
+                {
+                    "subject_id": s,
+                    "measure_id": m,
+                    "authority_id": authority[m],
+                    "started_on": as_of,
+                }
+                for s, m in started
+            ],
+        )
+        events += [_event(s, m, authority[m], "start") for s, m in started]
+    for event in events:
+        event.update(on_day=as_of, at=now, policy_version_id=policy_version_id)
+    conn.execute(measure_events.insert(), events)
+
+
+def _event(subject_id: str, measure_id: str, authority_id: str, change: str) -> dict[str, Any]:
+    return {
+        "subject_id": subject_id,
+        "measure_id": measure_id,
+        "authority_id": authority_id,
+        "change": change,
+    }
+
+
+CHANGED = (
+    "SELECT f.subject_id, f.grade, COALESCE(s.lists, '') AS lists_before, f.lists, "
+    "COALESCE(s.measures, '') AS measures_before, f.measures "
+    "FROM credo_fresh f LEFT JOIN standings s ON s.subject_id = f.subject_id "
+    "WHERE COALESCE(s.lists, '') <> f.lists OR COALESCE(s.measures, '') <> f.measures"
+)
+
+
+def fresh_changes(conn: Connection) -> list[Change]:
+    """The changes between the stored standings and the freshly scored `credo_fresh`."""
+    return [
+        Change.of(
+            row.subject_id,
+            row.grade,
+            (row.lists_before, row.lists),
+            (row.measures_before, row.measures),
+        )
+        for row in conn.execute(text(CHANGED))
+    ]
