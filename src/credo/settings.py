@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     today: date | None = None  # fixes the clock (demos, tests, what-if runs)
     batch_size: int = 50_000  # rows per transaction (subjects, in-memory rows)
     chunk_bytes: int = 8 << 20  # bytes of whole rows per transaction in `credo import`
+    fairness_threshold: float = 0.8  # `credo report fairness`: the four-fifths rule
     host: str = "127.0.0.1"
     port: int = 8000
     smtp_host: str | None = None  # notices are mailed when set; otherwise only stored
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     session_hours: int = 8
+    public_requests_per_minute: int = 60
+    session_idle_minutes: int = 30  # a web session ends after this long without a request
 
     def resolved_database_url(self) -> str:
         """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME."""

@@ -8,7 +8,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from credo import __version__
-from credo.api import auth, cases, errors, me, records, standing, users
+from credo.api import (
+    auth,
+    cases,
+    checks,
+    errors,
+    lists,
+    me,
+    measures,
+    promotions,
+    public,
+    records,
+    standing,
+    users,
+)
+from credo.api import policies
+from credo.api.ratelimit import RateLimit
 from credo.services.register import Register
 
 
@@ -17,6 +32,7 @@ def create_app(
     *,
     session_hours: int | None = None,
     background: bool = False,
+    public_per_minute: int | None = None,
 ) -> FastAPI:
     """Build the app around a register (by default the one the settings describe).
 
@@ -53,6 +69,9 @@ def create_app(
     )
     app.state.register = register
     app.state.session_hours = session_hours or settings.session_hours
+    app.state.public_rate_limit = RateLimit(
+        public_per_minute or settings.public_requests_per_minute
+    )
     errors.install(app)
     app.include_router(records.router)
     app.include_router(standing.router)
@@ -60,6 +79,15 @@ def create_app(
     app.include_router(me.router)
     app.include_router(cases.router)
     app.include_router(users.router)
+    app.include_router(lists.router)
+    app.include_router(measures.router)
+    app.include_router(checks.router)
+    app.include_router(promotions.router)
+    app.include_router(public.router)
+    app.include_router(policies.router)
+    from credo import web
+
+    web.install(app, idle_minutes=settings.session_idle_minutes)  # pages, headers, error pages
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
