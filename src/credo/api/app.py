@@ -22,7 +22,6 @@ from credo.api import (
     standing,
     users,
 )
-from credo.api import policies
 from credo.api.ratelimit import RateLimit
 from credo.services.register import Register
 
@@ -84,7 +83,6 @@ def create_app(
     app.include_router(checks.router)
     app.include_router(promotions.router)
     app.include_router(public.router)
-    app.include_router(policies.router)
     from credo import web
 
     web.install(app, idle_minutes=settings.session_idle_minutes)  # pages, headers, error pages
