@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credo.domain.errors import (
@@ -34,6 +36,8 @@ STATUS: dict[type[CredoError], int] = {
 }
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER = "2"  # seconds: a restarted PostgreSQL usually answers again within this
+log = logging.getLogger("credo.api")
 
 
 def problem(
@@ -84,10 +88,41 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
-async def _database_down(_request: Request, _exc: Exception) -> JSONResponse:
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer (restart, lost connection, no pooled connection in time):
+    a clean 503 that tells the client when to retry; the pool reconnects by itself."""
+    log.warning("database unavailable: %s", _first_line(exc))
     return problem(
-        503, "the register's database is unavailable; retry shortly", headers={"Retry-After": "2"}
+        503,
+        "the register's database is unavailable; retry shortly",
+        headers={"Retry-After": RETRY_AFTER},
     )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other driver error: a lost connection is a 503, a concurrent write that lost a
+    uniqueness race a 409, the rest a 500 without internals."""
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await _database_down(request, exc)
+    if isinstance(exc, IntegrityError):
+        return problem(
+            409,
+            "a concurrent write stored the same thing first; retry to see the stored state",
+            headers={"Retry-After": "0"},
+        )
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered as problem+json without internals."""
+    log.error("unexpected error", exc_info=exc)
+    return problem(500, "internal error; it was logged")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def install(app: FastAPI) -> None:
@@ -95,5 +130,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CredoError, _credo_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Most specific first in the MRO lookup: OperationalError and InterfaceError are
+    # DBAPIErrors; the pool's TimeoutError is not one.
     app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(InterfaceError, _database_down)
+    app.add_exception_handler(PoolTimeoutError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

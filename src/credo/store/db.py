@@ -14,6 +14,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
+PG_CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection
+PG_POOL_TIMEOUT = 10  # seconds to wait for a pooled connection before a 503
+
 
 def make_engine(url: str) -> Engine:
     """An engine tuned for the register: WAL SQLite with foreign keys, or PostgreSQL."""
@@ -26,7 +29,17 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_autocommit)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A restarted server leaves dead connections in the pool: pre-ping replaces them, so the
+    # service recovers without a restart. While the server is down, connecting and waiting
+    # for a pooled connection give up quickly and the API answers 503 (credo.api.errors).
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=PG_POOL_TIMEOUT,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
