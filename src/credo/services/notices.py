@@ -160,10 +160,38 @@ def render(row: Any, policy: Policy | None, record: Any | None = None) -> tuple[
             lines.append(f"A measure now applies to you: {_measure_text(policy, item)}.")
         for item in sorted(set(old_measures) - set(new_measures)):
             lines.append(f"A measure no longer applies to you: {_measure_text(policy, item)}.")
+    if row.kind == "policy.changed":
+        lines += _standing_lines(policy, row.before, row.after)
     if row.message:
         lines.append(row.message)
     lines.append("You can see your whole file, object to a record or ask for repair or review.")
     return title, "\n".join(lines)
+
+
+def _standing_lines(policy: Policy | None, before: str | None, after: str | None) -> list[str]:
+    """A `score|grade|lists|measures` change in words."""
+    old = (before or "|||").split("|")
+    new = (after or "|||").split("|")
+    lines = []
+    if old[0] and old[0] != new[0]:
+        lines.append(f"Your score went from {old[0]} to {new[0]}.")
+    elif not old[0]:
+        lines.append(f"Your score is {new[0]}.")
+    if old[1] != new[1]:
+        lines.append(f"Your grade went from {old[1] or '-'} to {new[1]}.")
+    for item in sorted(set(_items(new[2])) - set(_items(old[2]))):
+        lines.append(f"You entered the list {_list_name(policy, item)}.")
+    for item in sorted(set(_items(old[2])) - set(_items(new[2]))):
+        lines.append(f"You left the list {_list_name(policy, item)}.")
+    for item in sorted(set(_items(new[3])) - set(_items(old[3]))):
+        lines.append(f"A measure now applies to you: {_measure_text(policy, item)}.")
+    for item in sorted(set(_items(old[3])) - set(_items(new[3]))):
+        lines.append(f"A measure no longer applies to you: {_measure_text(policy, item)}.")
+    return lines
+
+
+def _items(value: str) -> list[str]:
+    return [x for x in value.split(",") if x]
 
 
 def _list_name(policy: Policy | None, list_id: str) -> str:

@@ -8,7 +8,9 @@ from sqlalchemy import select, text, update
 
 from credo.domain.errors import ConflictError, Problem, ValidationError
 from credo.domain.policy import Policy
+from credo.domain.policy_diff import diff_policies
 from credo.domain.policy_load import load_policy, policy_digest
+from credo.services.policy_notices import activation_notices
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.dates import add_duration_sql
@@ -127,8 +129,15 @@ def activate_policy(
         if old is None or old.policy.objection_period != policy.policy.objection_period:
             due = add_duration_sql(dialect, "filed_on", policy.policy.objection_period)
             conn.execute(text(f"UPDATE cases SET due_on = {due}"))
+        today = register.clock.today()
+        diff = diff_policies(old, policy) if old is not None else None
         rescored = rescore_all(
-            conn, policy, version_id, register.clock.today(), register.clock.now()
+            conn,
+            policy,
+            version_id,
+            today,
+            now,
+            notify=activation_notices(policy, old, diff, today, now),
         )
         audit.append(
             conn,

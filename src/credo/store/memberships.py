@@ -105,7 +105,9 @@ def track(
 
 
 def _next_id(conn: Connection, table: str, column: str) -> int:
-    return int(conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}")).scalar_one())
+    return int(
+        conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}")).scalar_one()
+    )
 
 
 def _fill_causes(

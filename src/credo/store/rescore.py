@@ -7,7 +7,7 @@ strings. It must agree with `credo.domain.scoring`; property tests hold the two 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -247,10 +247,13 @@ def rescore(
     *,
     scope: str | None = None,
     params: dict[str, Any] | None = None,
+    notify: Callable[[Connection], None] | None = None,
 ) -> int:
     """Recompute and store standings set-based, writing a notice for every changed membership.
 
     `scope` is a subquery of subject ids (None: every subject); `params` are its parameters.
+    `notify` replaces the membership notices: it runs while `credo_fresh` holds the new
+    standings and `standings` the old ones (a policy activation explains every change).
     """
     values = {"t": dateparam(conn, as_of), "pv": policy_version_id, **(params or {})}
     # The scoring query runs as CREATE TABLE AS, which PostgreSQL may run in parallel; a
@@ -260,7 +263,10 @@ def rescore(
     conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
     conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
     memberships.track(conn, policy, policy_version_id, as_of, now, memberships.fresh_changes(conn))
-    conn.execute(text(_NOTICES), {"now": now})
+    if notify is None:
+        conn.execute(text(_NOTICES), {"now": now})
+    else:
+        notify(conn)
     if scope is None:
         conn.execute(text("DELETE FROM standings" if is_sqlite(conn) else "TRUNCATE standings"))
         result = conn.execute(
@@ -296,11 +302,17 @@ def _inline(sql: str, values: dict[str, Any]) -> str:
 
 
 def rescore_all(
-    conn: Connection, policy: Policy, policy_version_id: int, as_of: date, now: datetime
+    conn: Connection,
+    policy: Policy,
+    policy_version_id: int,
+    as_of: date,
+    now: datetime,
+    *,
+    notify: Callable[[Connection], None] | None = None,
 ) -> int:
     """Recompute every subject's standing; returns the subjects scored."""
     through = _max_record_id(conn)
-    count = rescore(conn, policy, policy_version_id, as_of, now)
+    count = rescore(conn, policy, policy_version_id, as_of, now, notify=notify)
     _advance(conn, through, as_of)
     return count
 
