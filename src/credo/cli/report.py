@@ -52,8 +52,11 @@ def fairness_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Per group: subjects, mean and median score, shares in each grade, list and measure,
-    and the adverse-outcome rate against the overall rate (black lists and sanctions)."""
+    """How standings fall on groups: scores, grades, lists, measures, adverse-rate ratios.
+
+    Adverse means on a black list or under a sanction; a group is flagged when its adverse
+    rate exceeds the overall rate by more than 1/THRESHOLD (the four-fifths rule).
+    """
     from credo.services.fairness import fairness_report
     from credo.settings import Settings
 

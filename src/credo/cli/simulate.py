@@ -50,8 +50,10 @@ def simulate_cmd(
         bool, typer.Option("--json", help="Summary and every subject's timeline as JSON.")
     ] = False,
 ) -> None:
-    """Project every subject's standing forward with no new records: who leaves (or enters)
-    each list and when each measure ends. Nothing is stored."""
+    """Project standings forward with no new records: who leaves each list, and when.
+
+    Also who enters a list and when each measure ends. Nothing is stored.
+    """
     from credo.services.simulate import simulate
 
     text = read_text(policy) if policy is not None else None
