@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from credo.domain.scoring import compute_standing
 from credo.services.cases import subject_cases
-from credo.services.notices import _split, notices_of
+from credo.services.notices import notices_of
 from credo.services.register import Register
 from credo.store import audit, repository
-from credo.store.tables import inquiries, notices
+from credo.store.tables import inquiries, list_periods, measure_periods
 
 
 def _iso(value: Any) -> Any:
@@ -20,31 +20,56 @@ def _iso(value: Any) -> Any:
 
 
 def _history(conn: Any, subject_id: str) -> list[dict[str, Any]]:
-    """Entries to and exits from lists and measures, from the notices of every change."""
-    events = []
-    for row in conn.execute(
-        select(notices.c.before, notices.c.after, notices.c.created_at)
-        .where(notices.c.subject_id == subject_id, notices.c.kind == "standing.changed")
-        .order_by(notices.c.id)
+    """Entries to and exits from lists and measures, from the periods every rescore keeps."""
+    keyed: list[tuple[Any, int, int, int, dict[str, Any]]] = []
+    for p in conn.execute(select(list_periods).where(list_periods.c.subject_id == subject_id)):
+        keyed.append(
+            (
+                p.entered_on,
+                0,
+                p.id,
+                0,
+                {"at": _iso(p.entered_on), "list": p.list_id, "event": "entered"},
+            )
+        )
+        if p.left_on is not None:
+            keyed.append(
+                (p.left_on, 0, p.id, 1, {"at": _iso(p.left_on), "list": p.list_id, "event": "left"})
+            )
+    for m in conn.execute(
+        select(measure_periods).where(measure_periods.c.subject_id == subject_id)
     ):
-        old_lists, old_measures = _split(row.before)
-        new_lists, new_measures = _split(row.after)
-        at = _iso(row.created_at)
-        events += [
-            {"at": at, "list": x, "event": "entered"} for x in new_lists if x not in old_lists
-        ]
-        events += [{"at": at, "list": x, "event": "left"} for x in old_lists if x not in new_lists]
-        events += [
-            {"at": at, "measure": x, "event": "started"}
-            for x in new_measures
-            if x not in old_measures
-        ]
-        events += [
-            {"at": at, "measure": x, "event": "ended"}
-            for x in old_measures
-            if x not in new_measures
-        ]
-    return events
+        keyed.append(
+            (
+                m.started_on,
+                1,
+                m.id,
+                0,
+                {
+                    "at": _iso(m.started_on),
+                    "measure": m.measure_id,
+                    "authority": m.authority_id,
+                    "event": "started",
+                },
+            )
+        )
+        if m.ended_on is not None:
+            keyed.append(
+                (
+                    m.ended_on,
+                    1,
+                    m.id,
+                    1,
+                    {
+                        "at": _iso(m.ended_on),
+                        "measure": m.measure_id,
+                        "authority": m.authority_id,
+                        "event": "ended",
+                    },
+                )
+            )
+    keyed.sort(key=lambda item: (str(item[0]), item[1], item[2], item[3]))
+    return [item[-1] for item in keyed]
 
 
 def subject_file(register: Register, subject_id: str, *, actor: str) -> dict[str, Any]:

@@ -55,6 +55,16 @@ def rows_digest(row_hashes: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def lock_chain(conn: Connection) -> None:
+    """Queue behind every other writer of the chain until it commits (PostgreSQL).
+
+    The measures feed orders its events under this same lock, so that a writer never holds
+    one of two locks while waiting for the other.
+    """
+    if not is_sqlite(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(7276001)"))
+
+
 def append(
     conn: Connection,
     *,
@@ -66,9 +76,7 @@ def append(
     digest: str | None = None,
 ) -> int:
     """Append one entry inside the caller's transaction and return its sequence number."""
-    if not is_sqlite(conn):
-        # One chain: concurrent writers queue here until the holder commits.
-        conn.execute(text("SELECT pg_advisory_xact_lock(7276001)"))
+    lock_chain(conn)
     head = conn.execute(
         select(audit_entries.c.seq, audit_entries.c.hash)
         .order_by(audit_entries.c.seq.desc())

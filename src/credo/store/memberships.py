@@ -15,10 +15,9 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.policy import AnyOf, Policy
+from credo.store import audit
 from credo.store.db import dateparam, is_sqlite
 from credo.store.tables import list_periods, measure_events, measure_periods
-
-FEED_LOCK = 7276004
 
 
 def split(value: str | None) -> frozenset[str]:
@@ -147,8 +146,7 @@ def _measures(
     ended: Sequence[tuple[str, str]],
     started: Sequence[tuple[str, str]],
 ) -> None:
-    if not is_sqlite(conn):  # events become visible in seq order (see tables.measure_events)
-        conn.execute(text(f"SELECT pg_advisory_xact_lock({FEED_LOCK})"))
+    audit.lock_chain(conn)  # events become visible in seq order (see tables.measure_events)
     authority = {m.id: m.authority for m in policy.measures}
     unknown = sorted({m for _, m in ended if m not in authority})
     if unknown:  # measures the new policy dropped: their authority is on the open period

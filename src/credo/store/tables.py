@@ -315,7 +315,7 @@ measure_periods = Table(
     Index("ix_measure_periods_authority_subject", "authority_id", "subject_id", "measure_id"),
 )
 
-# ... and as a feed of starts and ends. `seq` is the cursor: writers take the feed lock
+# ... and as a feed of starts and ends. `seq` is the cursor: writers take the audit lock
 # before their first event and hold it to commit, so events become visible in seq order
 # and a reader that resumes after the last seq it saw never skips or repeats one.
 measure_events = Table(
