@@ -87,11 +87,11 @@ def test_another_session_s_token_does_not_work(web: Web) -> None:
 
 def test_every_form_route_checks_the_token(web: Web) -> None:
     web.login("root")
-    from credo.web import pages_admin, pages_auth, pages_me, pages_review
+    from credo.web import pages_admin, pages_auth, pages_me, pages_me_cases, pages_review
 
     posts = [
         route.path
-        for module in (pages_auth, pages_me, pages_review, pages_admin)
+        for module in (pages_auth, pages_me, pages_me_cases, pages_review, pages_admin)
         for route in module.router.routes
         if "POST" in getattr(route, "methods", set())
     ]

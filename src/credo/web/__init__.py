@@ -18,6 +18,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     from credo.web.pages_admin import router as admin_pages
     from credo.web.pages_auth import router as start_pages
     from credo.web.pages_me import router as subject_pages
+    from credo.web.pages_me_cases import router as subject_case_pages
     from credo.web.pages_review import router as review_pages
     from credo.web.security import SecurityHeaders
     from credo.web.session import IdleTimeout
@@ -25,7 +26,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     app.state.session_idle_minutes = idle_minutes
     install_error_pages(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (start_pages, subject_pages, review_pages, admin_pages):
+    for router in (start_pages, subject_pages, subject_case_pages, review_pages, admin_pages):
         app.include_router(router)
     app.add_middleware(IdleTimeout)
     app.add_middleware(SecurityHeaders)

@@ -40,7 +40,7 @@ def score_chart(
     desc: str,
 ) -> Markup:
     """A subject's score over time: the past solid, the projection dashed, grade lines."""
-    width, height, left, right, top, bottom = 720, 300, 56, 40, 16, 40
+    width, height, left, right, top, bottom = 720, 300, 56, 84, 16, 40
     if not points:
         return Markup("")
     scores = [s for _, s in points]
@@ -103,13 +103,13 @@ def score_chart(
 
 def bar_chart(bars: Sequence[tuple[str, int]], *, title: str, desc: str) -> Markup:
     """Horizontal bars with their values written beside them."""
-    width, row, left = 640, 26, 160
+    width, row, left = 480, 26, 150
     height = max(1, len(bars)) * row + 12
     peak = max([v for _, v in bars] or [1]) or 1
     head, parts = _open(width, height, title, desc)
     for i, (label, value) in enumerate(bars):
         top = 6 + i * row
-        length = value / peak * (width - left - 70)
+        length = value / peak * (width - left - 60)
         parts.append(_text(left - 8, top + 16, label, "end"))
         parts.append(
             f'<rect x="{left}" y="{top + 3}" width="{max(length, 1):.1f}" height="{row - 8}" '

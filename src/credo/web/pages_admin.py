@@ -36,6 +36,7 @@ def dashboard(request: Request, user: AdminPage, register: RegisterDep) -> HTMLR
     policy = _policy(register)
     by = "filed" if request.query_params.get("by") == "filed" else "decided"
     data = admin_data.dashboard(register, [g.name for g in policy.grades], by=by)
+    order = {g.name: i for i, g in enumerate(policy.grades)}
     verb = "filed" if by == "filed" else "decided"
     grades = bar_chart(
         data.grades,
@@ -65,7 +66,7 @@ def dashboard(request: Request, user: AdminPage, register: RegisterDep) -> HTMLR
     grade_table = paginate(
         request,
         data.grades,
-        sorts={"grade": lambda r: r[0], "subjects": lambda r: r[1]},
+        sorts={"grade": lambda r: order.get(r[0], len(order)), "subjects": lambda r: r[1]},
         default="grade",
         prefix="g_",
     )

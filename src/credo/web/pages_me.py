@@ -1,5 +1,5 @@
-"""Pages for the person on file: standing and its explanation, records, cases, notices,
-who looked, and the forms to object, ask for repair or for human review."""
+"""Pages for the person on file: standing and its explanation, the score over time, records
+with their versions, and the forms to object to a record or ask for its repair."""
 
 from __future__ import annotations
 
@@ -13,23 +13,16 @@ from credo.domain.errors import ConflictError, NotFoundError, Problem, Validatio
 from credo.services.cases import (
     MAX_ATTACHMENT,
     Attachment,
-    attachment_of,
-    get_case,
     object_to_record,
     request_repair,
-    request_review,
     subject_cases,
 )
-from credo.services.documents import file_html, file_pdf
-from credo.services.export import subject_file
-from credo.services.notices import notices_of
 from credo.web.charts import score_chart
 from credo.web.deps import SubjectPage
 from credo.web.myfile import (
     overview,
     record_row,
     record_versions,
-    subject_inquiries,
     subject_records,
 )
 from credo.web.render import field_errors, page, paginate
@@ -253,156 +246,3 @@ async def repair_form(
             status=422,
         )
     return RedirectResponse(f"/me/cases/{case_id}?created=1", status_code=303)
-
-
-@router.get("/cases")
-def my_cases(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
-    """Every objection, repair and review request, with status and deadline."""
-    with register.read() as conn:
-        cases = subject_cases(conn, _sid(user), register.clock.today())
-    table = paginate(
-        request,
-        cases,
-        sorts={
-            "id": lambda c: c["id"],
-            "kind": lambda c: c["kind"],
-            "filed_on": lambda c: c["filed_on"],
-            "due_on": lambda c: c["due_on"],
-            "status": lambda c: c["status"],
-        },
-        default="id",
-        direction="desc",
-    )
-    return page(
-        request, "me/cases.html", {"table": table}, user=user, title="My objections and requests"
-    )
-
-
-@router.get("/cases/{case_id}")
-def my_case(
-    case_id: int, request: Request, user: SubjectPage, register: RegisterDep
-) -> HTMLResponse:
-    """One case: what was asked, by when it is decided, and the decision with its reasons."""
-    case = get_case(register, case_id, subject_id=_sid(user))
-    return page(
-        request,
-        "me/case.html",
-        {"case": case, "created": request.query_params.get("created") == "1"},
-        user=user,
-        title=f"Case {case_id}",
-    )
-
-
-@router.get("/cases/{case_id}/attachment")
-def my_attachment(case_id: int, user: SubjectPage, register: RegisterDep) -> Response:
-    """The file sent with one of your cases."""
-    name, kind, content = attachment_of(register, case_id, subject_id=_sid(user))
-    return Response(
-        content,
-        media_type=kind,
-        headers={"Content-Disposition": f'attachment; filename="{name.replace(chr(34), "")}"'},
-    )
-
-
-def _review_targets(register: Any) -> list[tuple[str, str]]:
-    with register.read() as conn:
-        _, policy = register.active_policy(conn)
-    return (
-        [("grade", "My grade")]
-        + [(f"list:{r.id}", f"List: {r.name}") for r in policy.lists]
-        + [(f"measure:{m.id}", f"Measure: {m.text} ({m.authority})") for m in policy.measures]
-    )
-
-
-@router.get("/review")
-def review_form(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
-    """Ask a person to review an automated outcome: the grade, a list or a measure."""
-    target = request.query_params.get("target", "grade")
-    return page(
-        request,
-        "me/review.html",
-        {"targets": _review_targets(register), "errors": {}, "values": {"target": target}},
-        user=user,
-        title="Ask for human review",
-    )
-
-
-@router.post("/review")
-def review_submit(
-    request: Request,
-    user: SubjectPage,
-    register: RegisterDep,
-    target: Annotated[str, Form(max_length=128)] = "",
-    grounds: Text = "",
-) -> Response:
-    """File the request for review; on success, the new case's page."""
-    try:
-        case_id = request_review(register, _sid(user), target, grounds)
-    except (ValidationError, ConflictError) as exc:
-        return page(
-            request,
-            "me/review.html",
-            {
-                "targets": _review_targets(register),
-                "errors": field_errors(exc),
-                "values": {"target": target, "grounds": grounds},
-            },
-            user=user,
-            title="Ask for human review",
-            status=422,
-        )
-    return RedirectResponse(f"/me/cases/{case_id}?created=1", status_code=303)
-
-
-@router.get("/notices")
-def my_notices(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
-    """Every notice about the file, newest first."""
-    with register.read() as conn:
-        _, policy = register.active_policy(conn)
-        items = notices_of(conn, _sid(user), policy)
-    table = paginate(
-        request,
-        items,
-        sorts={"created_at": lambda n: n["created_at"], "title": lambda n: n["title"]},
-        default="created_at",
-        direction="desc",
-    )
-    return page(request, "me/notices.html", {"table": table}, user=user, title="My notices")
-
-
-@router.get("/inquiries")
-def my_inquiries(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
-    """Who looked at the file, when, and for which declared purpose."""
-    with register.read() as conn:
-        _, policy = register.active_policy(conn)
-        items = subject_inquiries(conn, policy, _sid(user))
-    table = paginate(
-        request,
-        items,
-        sorts={
-            "at": lambda q: q["at"],
-            "authority": lambda q: q["authority"],
-            "purpose": lambda q: q["purpose"],
-        },
-        default="at",
-        direction="desc",
-    )
-    return page(
-        request, "me/inquiries.html", {"table": table}, user=user, title="Who looked at my file"
-    )
-
-
-@router.get("/file")
-def my_file(user: SubjectPage, register: RegisterDep, format: str = "html") -> Response:
-    """The whole file to keep: HTML or PDF (the export is audited)."""
-    data = subject_file(register, _sid(user), actor=f"subject:{_sid(user)}")
-    if format == "pdf":
-        return Response(
-            file_pdf(data),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="credo-file-{_sid(user)}.pdf"'},
-        )
-    return HTMLResponse(
-        file_html(data),
-        headers={"Content-Disposition": f'inline; filename="credo-file-{_sid(user)}.html"'},
-    )

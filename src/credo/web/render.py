@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +30,20 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def when(value: Any) -> str:
+    """A stored instant as 'YYYY-MM-DD HH:MM' UTC (dates and text pass through)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+    if isinstance(value, str) and len(value) > 16 and value[10] == "T":
+        return when(datetime.fromisoformat(value))
+    return "" if value is None else str(value)
+
+
+env.filters["when"] = when
 
 NAV: dict[str, list[tuple[str, str]]] = {
     "subject": [
