@@ -54,9 +54,11 @@ class DemoInfo:
             "Demo API keys (shown once; only their hashes are stored):",
             *(f"  {authority:<18} {key}" for authority, key in self.keys.items()),
             "",
-            "Demo logins (POST /v1/auth/login):",
+            f"Open the pages in a browser: {base}/ and log in as one of:",
             *(f"  {role:<10} {user:<10} {password}" for user, password, role in self.logins),
+            "  (the same logins work for the API: POST /v1/auth/login)",
             "",
+            f"  Pages:      {base}/",
             f"  API docs:   {base}/docs",
             f"  A standing: curl -H 'Authorization: Bearer {self.keys.get('city-personnel')}' "
             f"'{base}/v1/subjects/{self.sample_subjects[0]}/standing?purpose=promotion-review'",

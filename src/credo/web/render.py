@@ -7,6 +7,7 @@ the other query parameters.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,24 @@ def when(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_PERIOD = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
+
+
+def duration(value: Any) -> str:
+    """An ISO-8601 duration in words: 'P2Y6M' -> '2 years 6 months'."""
+    found = _PERIOD.match(str(value))
+    if not found:
+        return str(value)
+    parts = [
+        f"{n} {unit}{'s' if int(n) != 1 else ''}"
+        for n, unit in zip(found.groups(), ("year", "month", "day"), strict=True)
+        if n and int(n)
+    ]
+    return " ".join(parts) or "0 days"
+
+
 env.filters["when"] = when
+env.filters["duration"] = duration
 
 NAV: dict[str, list[tuple[str, str]]] = {
     "subject": [
