@@ -9,16 +9,21 @@ subject's stored standing must equal the preview's "after" side, on SQLite and P
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from typer.testing import CliRunner, Result
 
+from credo.cli import app
 from credo.clock import FixedDateClock
 from credo.domain.errors import ConflictError, NoActivePolicyError, PolicyError
+from credo.domain.fairness import FairnessRow, fairness
 from credo.domain.policy_load import load_policy
 from credo.services.cases import decide_case, object_to_record, request_repair
 from credo.services.filing import subject_standing
@@ -304,6 +309,28 @@ def test_preview_predicts_every_activated_standing_exactly(built: Register) -> N
     for bin_ in report.histogram:
         assert bin_.before == sum(1 for s in before.values() if bin_.low <= s[0] <= bin_.high)
         assert bin_.after == sum(1 for s in after.values() if bin_.low <= s[0] <= bin_.high)
+    # fairness by organisation, as the fairness report computes it on either register
+    assert report.fairness is not None
+    for side, policy, standings_ in (("before", BASE, before), ("after", CANDIDATE, after)):
+        expected = fairness(
+            [
+                FairnessRow(s, f"Org {int(s[2:]) % 3}", r[0], r[1], _t(r[2]), _t(r[3]))
+                for s, r in standings_.items()
+            ],
+            load_policy(policy),
+            by="organisation",
+        )
+        assert report.fairness["flagged"][side] == expected.flagged
+        for group in report.fairness["groups"]:
+            figures = expected.group(group["group"])
+            assert group["subjects"] == figures.subjects == 20
+            assert group["ratio"][side] == figures.ratio
+            assert group["adverse_rate"][side] == figures.adverse_rate
+    assert {g["group"] for g in report.fairness["groups"]} == {"Org 0", "Org 1", "Org 2"}
+
+
+def _t(value: str) -> tuple[str, ...]:
+    return tuple(v for v in value.split(",") if v)
 
 
 def _on(ident: str, lists: str, other: str) -> bool:
@@ -385,3 +412,48 @@ def test_a_wrong_candidate_names_its_key_and_a_changed_text_under_a_stored_versi
 def test_preview_needs_an_active_policy(register: Register) -> None:
     with pytest.raises(NoActivePolicyError):
         preview_policy(register, BASE)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def run_cli(register: Register, tmp_path: Path, *args: str) -> Result:
+    """`credo ARGS` in process, against the test's register, with the clock on TODAY."""
+    env = {
+        "CREDO_HOME": str(tmp_path),
+        "CREDO_DATABASE_URL": register.engine.url.render_as_string(hide_password=False),
+        "CREDO_TODAY": TODAY.isoformat(),
+    }
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def test_cli_preview_prints_the_report_and_its_json(built: Register, tmp_path: Path) -> None:
+    candidate = tmp_path / "next.toml"
+    candidate.write_text(CANDIDATE, encoding="utf-8")
+    state = everything(built)
+    as_json = run_cli(built, tmp_path, "policy", "preview", str(candidate), "--json")
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.stdout)
+    assert data == preview_policy(built, CANDIDATE, source=str(candidate)).to_json()
+    assert data["candidate"] == "preview@2" and data["as_of"] == TODAY.isoformat()
+    shown = run_cli(built, tmp_path, "policy", "preview", str(candidate))
+    assert shown.exit_code == 0, shown.output
+    text_ = shown.stdout
+    assert "preview preview@1 -> preview@2 as of 2026-03-15: 60 subjects" in text_
+    assert "grades (rows: before, columns: after)" in text_
+    assert "largest score changes (20)" in text_
+    assert "adverse-outcome ratio by organisation" in text_
+    for change in data["lists"]:
+        if change["entered"]["count"]:
+            assert change["entered"]["subjects"][0] in text_
+    assert everything(built) == state
+
+
+def test_cli_preview_refuses_a_wrong_policy_with_its_key(built: Register, tmp_path: Path) -> None:
+    candidate = tmp_path / "bad.toml"
+    candidate.write_text(CANDIDATE.replace('valid_for = "P18M"', 'valid_for = "P11Y"'), "utf-8")
+    result = run_cli(built, tmp_path, "policy", "preview", str(candidate))
+    assert result.exit_code == 1
+    assert "court.minor" in result.stderr and "valid_for" in result.stderr
+    usage = run_cli(built, tmp_path, "policy", "preview", str(candidate), "--as-of", "soon")
+    assert usage.exit_code == 2

@@ -16,6 +16,7 @@ from credo.api import (
     lists,
     me,
     measures,
+    policies,
     promotions,
     public,
     records,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(checks.router)
     app.include_router(promotions.router)
     app.include_router(public.router)
+    app.include_router(policies.router)
     from credo import web
 
     web.install(app, idle_minutes=settings.session_idle_minutes)  # pages, headers, error pages

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import ConflictError
+from credo.domain.fairness import FairnessReport, FairnessRow, fairness
 from credo.domain.policy import Policy
 from credo.domain.policy_load import load_policy, policy_digest
 from credo.domain.scoring import ExplanationLine, Standing, compute_standing
@@ -150,9 +151,13 @@ def preview_policy(
     as_of: date | None = None,
     source: str = "policy",
     largest: int = LARGEST,
+    with_fairness: bool = True,
 ) -> Preview:
     """Score every subject under the active policy and under the candidate text; report the
     differences. Raises PolicyError naming every wrong key of the candidate.
+
+    `with_fairness` adds how each organisation's adverse-outcome ratio changes
+    (`credo.domain.fairness`, four-fifths rule); it reads every subject's row into Python.
 
     >>> report = preview_policy(register, Path("next.toml").read_text())  # doctest: +SKIP
     >>> report.grade_matrix["B"]["C"]  # subjects moving from B to C  # doctest: +SKIP
@@ -170,6 +175,8 @@ def preview_policy(
             preview_sql.compare(conn, active, candidate, day)
             report = _report(conn, active, candidate, day, largest)
             report.notes = notes
+            if with_fairness:
+                report.fairness = _fairness(conn, active, candidate)
             preview_sql.drop(conn)
         finally:
             transaction.rollback()  # nothing the preview did is kept
@@ -247,6 +254,53 @@ def _report(
             for row in preview_sql.largest_changes(conn, largest)
         ],
     )
+
+
+def _fairness(conn: Connection, active: Policy, candidate: Policy) -> dict[str, Any]:
+    """Each organisation's adverse-outcome rate and ratio to the overall rate, before and
+    after, by the fairness report's own rules (adverse: a black list or a sanction)."""
+    before: list[FairnessRow] = []
+    after: list[FairnessRow] = []
+    columns = ("subject_id", "organisation", *(f"{s}_{c}" for s in "ba" for c in _COLUMNS))
+    for sid, org, bs, bg, bl, bm, as_, ag, al, am in preview_sql.all_rows(conn, columns):
+        before.append(FairnessRow(sid, org, int(bs), bg, _tuple(bl), _tuple(bm)))
+        after.append(FairnessRow(sid, org, int(as_), ag, _tuple(al), _tuple(am)))
+    was = fairness(before, active, by="organisation")
+    now = fairness(after, candidate, by="organisation")
+    return {
+        "by": "organisation",
+        "threshold": was.threshold,
+        "ratio_limit": was.limit,
+        "adverse": "on a black list or under a sanction measure",
+        "overall": _pair(was.overall.adverse_rate, now.overall.adverse_rate, "adverse_rate"),
+        "groups": [
+            {
+                "group": name,
+                "subjects": _group(was, name)["subjects"],
+                **_pair(
+                    _group(was, name)["adverse_rate"],
+                    _group(now, name)["adverse_rate"],
+                    "adverse_rate",
+                ),
+                **_pair(_group(was, name)["ratio"], _group(now, name)["ratio"], "ratio"),
+                **_pair(_group(was, name)["flagged"], _group(now, name)["flagged"], "flagged"),
+            }
+            for name in [g.group for g in was.groups]
+        ],
+        "flagged": {"before": was.flagged, "after": now.flagged},
+    }
+
+
+def _group(report: FairnessReport, name: str) -> dict[str, Any]:
+    return report.group(name).to_json()
+
+
+def _pair(before: Any, after: Any, key: str) -> dict[str, Any]:
+    return {key: {"before": before, "after": after}}
+
+
+def _tuple(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(",") if v)
 
 
 def _split(value: str | None) -> set[str]:
