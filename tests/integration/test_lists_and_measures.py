@@ -20,7 +20,9 @@ from credo.store.rescore import rescore_all
 from tests.conftest import TODAY
 from tests.factories import WORKED_POLICY, file_rows, record, seed_register
 
-LIST_POLICY = WORKED_POLICY.replace('version = "1"', 'version = "lists"') + """
+LIST_POLICY = (
+    WORKED_POLICY.replace('version = "1"', 'version = "lists"')
+    + """
 [[purposes]]
 id = "enforcement-check"
 authorities = ["city-court"]
@@ -33,6 +35,7 @@ authorities = ["city-court"]
 sees = ["lists"]
 legal_basis = "Civil Procedure Law art. 262"
 """
+)
 
 
 def d(value: str) -> date:
@@ -157,14 +160,6 @@ def test_list_members_refuses_purposes_lists_and_days_it_may_not_serve(
         list_members(
             lists_register, authority_id="city-court", list_id="nope", purpose_id="list-count"
         )
-    with pytest.raises(ValidationError, match="today"):
-        list_members(
-            lists_register,
-            authority_id="city-court",
-            list_id="dishonest",
-            purpose_id="list-count",
-            as_of=date(2030, 1, 1),
-        )
 
 
 def test_a_red_list_excludes_members_of_the_black_list_and_history_shows_it(
@@ -186,6 +181,48 @@ def test_a_red_list_excludes_members_of_the_black_list_and_history_shows_it(
     assert periods(lists_register, "s-002") == [
         ("exemplary", "2026-03-15", "2026-03-15", "A"),
         ("dishonest", "2026-03-15", None, "C"),
+    ]
+
+
+def test_members_on_another_day_are_scored_from_the_records(lists_register: Register) -> None:
+    file_rows(
+        lists_register,
+        "city-court",
+        [
+            record("EX-1", "s-001", "court.order_defiance", "2026-01-10"),
+            record("EX-2", "s-002", "court.order_defiance", "2026-03-01"),
+        ],
+    )
+
+    def on(day: str) -> list[tuple[str, str | None]]:
+        page = list_members(
+            lists_register,
+            authority_id="city-court",
+            list_id="dishonest",
+            purpose_id="enforcement-check",
+            as_of=d(day),
+        )
+        return [(m["subject_id"], m["since"]) for m in page.members]
+
+    assert on("2026-01-09") == []
+    assert on("2026-01-10") == [("s-001", None)]  # before the register first scored it
+    assert on("2026-03-15") == [("s-001", "2026-03-15"), ("s-002", "2026-03-15")]
+    assert on("2028-01-10") == [("s-002", "2026-03-15")]  # projected: EX-1 has expired
+    page = list_members(
+        lists_register,
+        authority_id="city-court",
+        list_id="dishonest",
+        purpose_id="enforcement-check",
+        as_of=d("2026-02-01"),
+    )
+    assert page.members[0]["causes"] == [
+        {
+            "record": {
+                "authority": "city-court",
+                "reference": "EX-1",
+                "category": "court.order_defiance",
+            }
+        }
     ]
 
 
@@ -222,11 +259,9 @@ def test_the_change_feed_replayed_from_every_cursor_equals_a_fresh_full_read(
 ) -> None:
     rng = random.Random(7)
     snapshots: list[tuple[int, set[tuple[str, str]]]] = []
-    n = 0
-    for step in range(12):
+    for n in range(1, 13):
         page = measures(lists_register, "city-personnel")
         snapshots.append((page["cursor"], full_read(lists_register, "city-personnel")))
-        n += 1
         who = f"s-00{rng.randint(1, 4)}"
         if rng.random() < 0.7:
             file_record(
@@ -237,7 +272,6 @@ def test_the_change_feed_replayed_from_every_cursor_equals_a_fresh_full_read(
             )
         clock.day = date.fromordinal(clock.day.toordinal() + rng.choice([30, 200, 400]))
         sweep(lists_register)
-        del step
     final = full_read(lists_register, "city-personnel")
     events = changes(lists_register, "city-personnel", limit=10_000)["events"]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)

@@ -26,7 +26,7 @@ class ListMember(BaseModel):
     """A subject on a list, since when, and (if the purpose sees explanations) why."""
 
     subject_id: str
-    since: str
+    since: str | None = Field(description="Since when (from the kept periods; null if unrecorded).")
     causes: list[MembershipCause] | None = None
 
 

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, select, text
 
-from credo.domain.errors import NotFoundError, PermissionDeniedError, Problem, ValidationError
-from credo.domain.policy import GradeIn, Visible
+from credo.domain.errors import NotFoundError, PermissionDeniedError, Problem
+from credo.domain.policy import AnyOf, GradeIn, Policy, Visible
 from credo.services.register import Register
 from credo.services.standing import Inquirer, check_purpose, log_inquiry
-from credo.store.tables import list_periods, records
+from credo.store.db import dateparam
+from credo.store.rescore import RescoreSql
+from credo.store.tables import list_periods, standings
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,13 @@ def list_members(
 ) -> MembersPage:
     """The members of a list on a day, ordered by subject id, for a purpose that sees lists.
 
-    Membership comes from the periods every rescore keeps, so it is known up to today. Each
-    member shown is one inquiry; the causes (records, grade) only when the purpose sees the
-    explanation.
+    Today's members are read from the periods every rescore keeps; another day's are
+    computed set-based from the records by the scoring SQL (DESIGN 5, as a standing for that
+    day would be). Each member shown is one inquiry; the causes (the effective records of
+    the list's `any_of` categories, or the grade) only when the purpose sees the explanation.
     """
     today = register.clock.today()
     day = as_of or today
-    if day > today:
-        raise ValidationError(
-            "list membership is known up to today",
-            [Problem("as_of", f"{day} is in the future (today is {today})")],
-        )
     with register.write() as conn:
         _, policy = register.active_policy(conn)
         check_purpose(policy, authority_id, purpose_id)
@@ -66,55 +64,105 @@ def list_members(
                 f"purpose {purpose_id!r} does not see lists",
                 [Problem("purpose", f"{purpose_id!r} does not see lists")],
             )
-        if list_id not in policy.list_by_id:
+        rule = policy.list_by_id.get(list_id)
+        if rule is None:
             raise NotFoundError(
                 f"list {list_id!r} is not declared in the active policy",
                 [Problem("list_id", f"unknown list {list_id!r}")],
             )
-        p = list_periods.c
-        query = (
-            select(p.subject_id, p.entered_on, p.grade, p.records)
-            .where(
-                p.list_id == list_id,
-                p.entered_on <= day,
-                or_(p.left_on.is_(None), p.left_on > day),
-            )
-            .order_by(p.subject_id)
-            .limit(limit + 1)
+        rows = (
+            _current(conn, list_id, after, limit)
+            if day == today
+            else _computed(conn, policy, list_id, day, after, limit)
         )
-        if after is not None:
-            query = query.where(p.subject_id > after)
-        rows = list(conn.execute(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        rule = policy.list_by_id[list_id]
         graded = {g for cond in rule.when if isinstance(cond, GradeIn) for g in cond.grade_in}
+        categories = sorted(
+            {c for cond in rule.when if isinstance(cond, AnyOf) for c in cond.any_of}
+        )
+        causes = (
+            _causes(conn, policy, [r.subject_id for r in rows], categories, day)
+            if Visible.EXPLANATION in sees
+            else {}
+        )
         who = Inquirer(authority_id, "api")
         members = []
         for row in rows:
-            member: dict[str, Any] = {
-                "subject_id": row.subject_id,
-                "since": row.entered_on.isoformat()
-                if isinstance(row.entered_on, date)
-                else str(row.entered_on),
-            }
+            member: dict[str, Any] = {"subject_id": row.subject_id, "since": _iso(row.since)}
             if Visible.EXPLANATION in sees:
-                member["causes"] = _causes(conn, row.records, row.grade, graded)
+                member["causes"] = causes.get(row.subject_id, []) + (
+                    [{"grade": row.grade}] if row.grade in graded else []
+                )
             members.append(member)
             log_inquiry(conn, register, who, purpose_id, row.subject_id, day)
     return MembersPage(list_id, day, members, rows[-1].subject_id if more else None)
 
 
-def _causes(conn: Any, record_ids: str, grade: str, graded: set[str]) -> list[dict[str, Any]]:
-    ids = [int(i) for i in record_ids.split(",") if i]
-    causes: list[dict[str, Any]] = []
-    if ids:
-        found = conn.execute(
-            select(records.c.authority_id, records.c.reference, records.c.category)
-            .where(records.c.id.in_(ids))
-            .order_by(records.c.decided_on, records.c.authority_id, records.c.reference)
-        )
-        causes += [
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _current(conn: Any, list_id: str, after: str | None, limit: int) -> list[Any]:
+    """Today's members: the open periods, with the current grade."""
+    p = list_periods.c
+    query = (
+        select(p.subject_id, p.entered_on.label("since"), standings.c.grade)
+        .join(standings, standings.c.subject_id == p.subject_id)
+        .where(p.list_id == list_id, p.left_on.is_(None))
+        .order_by(p.subject_id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(p.subject_id > after)
+    return list(conn.execute(query))
+
+
+def _computed(
+    conn: Any, policy: Policy, list_id: str, day: date, after: str | None, limit: int
+) -> list[Any]:
+    """Another day's members, scored from the records; `since` from the kept periods."""
+    scored = RescoreSql(policy).select(dialect=conn.dialect.name)
+    page = "AND m.subject_id > :after " if after is not None else ""
+    sql = (
+        f"SELECT m.subject_id, m.grade, (SELECT MAX(lp.entered_on) FROM list_periods lp "
+        "WHERE lp.subject_id = m.subject_id AND lp.list_id = :list AND lp.entered_on <= :t "
+        "AND (lp.left_on IS NULL OR lp.left_on > :t)) AS since "
+        f"FROM ({scored}) m WHERE ',' || m.lists || ',' LIKE :pattern ESCAPE '!' {page}"
+        "ORDER BY m.subject_id LIMIT :limit"
+    )
+    params: dict[str, Any] = {
+        "t": dateparam(conn, day),
+        "list": list_id,
+        "pattern": "%," + list_id.replace("!", "!!").replace("_", "!_").replace("%", "!%") + ",%",
+        "limit": limit + 1,
+    }
+    if after is not None:
+        params["after"] = after
+    return list(conn.execute(text(sql), params))
+
+
+def _causes(
+    conn: Any, policy: Policy, subject_ids: list[str], categories: list[str], day: date
+) -> dict[str, list[dict[str, Any]]]:
+    """The effective records of the list's `any_of` categories on `day`, per subject."""
+    if not subject_ids or not categories:
+        return {}
+    found: dict[str, list[dict[str, Any]]] = {}
+    query = (
+        f"SELECT r.subject_id, r.authority_id, r.reference, r.category FROM records r "
+        f"WHERE r.subject_id IN :ids AND r.category IN :cats AND "
+        f"{RescoreSql(policy).effective()} "
+        "ORDER BY r.subject_id, r.decided_on, r.authority_id, r.reference"
+    )
+    statement = text(query).bindparams(
+        bindparam("ids", expanding=True), bindparam("cats", expanding=True)
+    )
+    params = {"ids": subject_ids, "cats": categories, "t": dateparam(conn, day)}
+    for r in conn.execute(statement, params):
+        found.setdefault(r.subject_id, []).append(
             {
                 "record": {
                     "authority": r.authority_id,
@@ -122,8 +170,5 @@ def _causes(conn: Any, record_ids: str, grade: str, graded: set[str]) -> list[di
                     "category": r.category,
                 }
             }
-            for r in found
-        ]
-    if grade in graded:
-        causes.append({"grade": grade})
-    return causes
+        )
+    return found
