@@ -199,6 +199,24 @@ def can_restart_postgres() -> str | None:
 
 
 @pytest.fixture
+def own_pg_database() -> Iterator[str]:
+    """A URL to a fresh PostgreSQL database of its own (dropped afterwards), for a test that
+    holds credo's advisory locks: those are per database, and other suites share `test`."""
+    require_postgres()
+    name = f"credo_faults_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    base, _, query = PG_URL.partition("?")
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
 def restartable_pg_url() -> Iterator[str]:
     """Like `pg_url` (a fresh schema, dropped afterwards), for a test that restarts the
     server: the schema is dropped through a pre-pinged connection, since the restart

@@ -24,10 +24,11 @@ from credo.domain.errors import (
 )
 from credo.domain.filing import RECORD_FIELDS, record_hash, validate_record
 from credo.domain.policy import Policy
-from credo.services.filing import refresh_subject
+from credo.services.filing import lock_subject, refresh_subject
 from credo.services.notices import notify
 from credo.services.register import Register
 from credo.store import audit, repository
+from credo.store.rescore import lock_register
 from credo.store.tables import attachments, cases, records
 
 MAX_ATTACHMENT = 5 * 1024 * 1024
@@ -121,6 +122,13 @@ def _store_attachment(
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def _lock(conn: Connection, subject_id: str) -> None:
+    """Share the register (a full rescore waits) and hold the subject: two cases or a case and
+    a filing on the same person queue up instead of deciding on stale reads."""
+    lock_register(conn, exclusive=False)
+    lock_subject(conn, subject_id)
 
 
 def _own_current_record(conn: Connection, subject_id: str, record_id: int) -> Any:
@@ -223,6 +231,7 @@ def object_to_record(
     grounds = _text(grounds, "grounds")
     now, today = register.clock.now(), register.clock.today()
     with register.write() as conn:
+        _lock(conn, subject_id)
         version_id, policy = register.active_policy(conn)
         record = _own_current_record(conn, subject_id, record_id)
         _open_case(conn, CaseKind.OBJECTION, record)
@@ -252,6 +261,7 @@ def request_repair(
     evidence = _text(evidence, "evidence")
     now, today = register.clock.now(), register.clock.today()
     with register.write() as conn:
+        _lock(conn, subject_id)
         _, policy = register.active_policy(conn)
         record = _own_current_record(conn, subject_id, record_id)
         category = policy.category_by_id.get(record.category)
@@ -289,6 +299,7 @@ def request_review(register: Register, subject_id: str, target: str, grounds: st
     `measure:ID`."""
     grounds = _text(grounds, "grounds")
     with register.write() as conn:
+        _lock(conn, subject_id)
         _, policy = register.active_policy(conn)
         repository.subject_row(conn, subject_id)
         kind, _, ident = target.partition(":")
@@ -458,10 +469,14 @@ def decide_case(
     reasons = _text(reasons, "reasons")
     today, now = register.clock.today(), register.clock.now()
     with register.write() as conn:
+        lock_register(conn, exclusive=False)
         version_id, policy = register.active_policy(conn)
         case = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if case is None:
             raise NotFoundError(f"case {case_id} does not exist")
+        lock_subject(conn, case.subject_id)
+        # Read again behind the lock: a decision that committed meanwhile is seen.
+        case = conn.execute(select(cases).where(cases.c.id == case_id)).one()
         if case.status != "open":
             raise ConflictError(f"case {case_id} was already decided ({case.status})")
         kind = CaseKind(case.kind)

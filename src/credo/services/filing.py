@@ -24,7 +24,7 @@ from credo.services.sources import RawChunk, SourceRow, parse_chunk, raw_text, r
 from credo.store import audit, memberships, repository
 from credo.store.db import is_sqlite
 from credo.store.rescore import catch_up, lock_register
-from credo.store.tables import records
+from credo.store.tables import records, subjects
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +279,9 @@ def import_records(
             on_accept=on_accept,
         )
         on_batch(report)
-    if report.stored:
-        report.rescored = rescore_register_pending(register)
+    # Also when this run stored nothing: a run killed during its rescore left records that
+    # the stored standings do not reflect yet, and re-running the file must catch them up.
+    report.rescored = rescore_register_pending(register)
     return report
 
 
@@ -357,8 +358,9 @@ def import_file(
                     store(in_flight.popleft().result())
             while in_flight:
                 store(in_flight.popleft().result())
-    if report.stored:
-        report.rescored = rescore_register_pending(register)
+    # Also when this run stored nothing: a run killed during its rescore left records that
+    # the stored standings do not reflect yet, and re-running the file must catch them up.
+    report.rescored = rescore_register_pending(register)
     return report
 
 
@@ -396,6 +398,7 @@ def file_record(
     now = register.clock.now()
     with register.write() as conn:
         lock_register(conn, exclusive=False, authority_id=authority_id)
+        lock_subject(conn, subject_id)
         version_id, policy = register.active_policy(conn)
         report = ImportReport()
         rejects: list[Reject] = []
@@ -417,6 +420,15 @@ def file_record(
         if fresh:
             standing = refresh_subject(conn, policy, version_id, subject_id, today, now)
     return Filed(record_id=int(record_id), created=bool(fresh), standing=standing)
+
+
+def lock_subject(conn: Any, subject_id: str) -> None:
+    """Queue this transaction behind any other one writing about the same subject, so that
+    its checks and its rescore see what they committed (PostgreSQL; SQLite serialises).
+
+    Take it after the register and authority locks and before any audit append.
+    """
+    conn.execute(select(subjects.c.id).where(subjects.c.id == subject_id).with_for_update())
 
 
 def refresh_subject(
