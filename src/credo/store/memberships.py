@@ -197,22 +197,116 @@ def _event(subject_id: str, measure_id: str, authority_id: str, change: str) -> 
     }
 
 
-CHANGED = (
-    "SELECT f.subject_id, f.grade, COALESCE(s.lists, '') AS lists_before, f.lists, "
-    "COALESCE(s.measures, '') AS measures_before, f.measures "
+_CHANGED = (
+    "CREATE TEMP TABLE credo_moved AS "
+    "SELECT f.subject_id, f.grade, ',' || COALESCE(s.lists, '') || ',' AS old_lists, "
+    "',' || f.lists || ',' AS new_lists, ',' || COALESCE(s.measures, '') || ',' AS old_measures, "
+    "',' || f.measures || ',' AS new_measures "
     "FROM credo_fresh f LEFT JOIN standings s ON s.subject_id = f.subject_id "
     "WHERE COALESCE(s.lists, '') <> f.lists OR COALESCE(s.measures, '') <> f.measures"
 )
 
 
-def fresh_changes(conn: Connection) -> list[Change]:
-    """The changes between the stored standings and the freshly scored `credo_fresh`."""
-    return [
-        Change.of(
-            row.subject_id,
-            row.grade,
-            (row.lists_before, row.lists),
-            (row.measures_before, row.measures),
+def _has(column: str, item_id: str) -> str:
+    # Ids are policy identifiers (letters, digits, . _ : -): escape LIKE's wildcard `_`.
+    return f"{column} LIKE '%,{item_id.replace('_', '!_')},%' ESCAPE '!'"
+
+
+def track_fresh(
+    conn: Connection, policy: Policy, policy_version_id: int, as_of: date, now: datetime
+) -> None:
+    """`track` set-based, for a rescore whose new standings are in `credo_fresh`."""
+    conn.execute(text("DROP TABLE IF EXISTS credo_moved"))
+    conn.execute(text(_CHANGED))
+    t = {"t": dateparam(conn, as_of), "pv": policy_version_id, "now": now}
+    first = _next_id(conn, "list_periods", "id")
+    for rule in policy.lists:
+        entered = f"{_has('new_lists', rule.id)} AND NOT {_has('old_lists', rule.id)}"
+        left = f"{_has('old_lists', rule.id)} AND NOT {_has('new_lists', rule.id)}"
+        conn.execute(
+            text(
+                "UPDATE list_periods SET left_on = :t WHERE list_id = :l AND left_on IS NULL "
+                f"AND subject_id IN (SELECT subject_id FROM credo_moved WHERE {left})"
+            ),
+            {**t, "l": rule.id},
         )
-        for row in conn.execute(text(CHANGED))
-    ]
+        conn.execute(
+            text(
+                "INSERT INTO list_periods (subject_id, list_id, entered_on, grade, records, "
+                "policy_version_id) SELECT subject_id, :l, :t, grade, '', :pv FROM credo_moved "
+                f"WHERE {entered} ORDER BY subject_id"
+            ),
+            {**t, "l": rule.id},
+        )
+    known_lists = [rule.id for rule in policy.lists]
+    conn.execute(  # lists the policy no longer has end for everyone who was on them
+        text(
+            "UPDATE list_periods SET left_on = :t WHERE left_on IS NULL AND subject_id IN "
+            "(SELECT subject_id FROM credo_moved)"
+            + (
+                f" AND list_id NOT IN ({', '.join(_q(i) for i in known_lists)})"
+                if known_lists
+                else ""
+            )
+        ),
+        t,
+    )
+    _fill_causes(conn, policy, as_of, first, set(known_lists))
+    audit.lock_chain(conn)  # events become visible in seq order (see tables.measure_events)
+    ended = "UPDATE measure_periods SET ended_on = :t WHERE ended_on IS NULL AND subject_id IN "
+    for measure in policy.measures:
+        gone = f"{_has('old_measures', measure.id)} AND NOT {_has('new_measures', measure.id)}"
+        came = f"{_has('new_measures', measure.id)} AND NOT {_has('old_measures', measure.id)}"
+        params = {**t, "m": measure.id, "a": measure.authority}
+        conn.execute(
+            text(
+                "INSERT INTO measure_events (authority_id, measure_id, subject_id, change, "
+                "on_day, at, policy_version_id) SELECT authority_id, measure_id, subject_id, "
+                "'end', :t, :now, :pv FROM measure_periods WHERE measure_id = :m "
+                "AND ended_on IS NULL AND subject_id IN "
+                f"(SELECT subject_id FROM credo_moved WHERE {gone}) ORDER BY subject_id"
+            ),
+            params,
+        )
+        conn.execute(
+            text(f"{ended}(SELECT subject_id FROM credo_moved WHERE {gone}) AND measure_id = :m"),
+            params,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO measure_periods (subject_id, measure_id, authority_id, started_on) "
+                f"SELECT subject_id, :m, :a, :t FROM credo_moved WHERE {came} "
+                "ORDER BY subject_id"
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO measure_events (authority_id, measure_id, subject_id, change, "
+                "on_day, at, policy_version_id) SELECT :a, :m, subject_id, 'start', :t, :now, "
+                f":pv FROM credo_moved WHERE {came} ORDER BY subject_id"
+            ),
+            params,
+        )
+    known = ", ".join(_q(m.id) for m in policy.measures) or "''"
+    stale = (  # measures the policy no longer has end for everyone under them
+        "FROM measure_periods WHERE ended_on IS NULL AND subject_id IN "
+        f"(SELECT subject_id FROM credo_moved) AND measure_id NOT IN ({known})"
+    )
+    conn.execute(
+        text(
+            "INSERT INTO measure_events (authority_id, measure_id, subject_id, change, on_day, "
+            f"at, policy_version_id) SELECT authority_id, measure_id, subject_id, 'end', :t, "
+            f":now, :pv {stale} ORDER BY subject_id, measure_id"
+        ),
+        t,
+    )
+    conn.execute(
+        text(f"{ended}(SELECT subject_id FROM credo_moved) AND measure_id NOT IN ({known})"),
+        t,
+    )
+    conn.execute(text("DROP TABLE credo_moved"))
+
+
+def _q(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -1,7 +1,7 @@
 """Set-based rescoring: one SQL text, generated from the policy, scores every subject.
 
-The text is portable (SQLite, PostgreSQL, DuckDB): CASE instead of LEAST/GREATEST, `||` for
-strings. It must agree with `credo.domain.scoring`; property tests hold the two together.
+The text is portable (SQLite, PostgreSQL, DuckDB, Spark): CASE instead of LEAST/GREATEST, `||`
+for strings; Spark only trims differently. It must agree with `credo.domain.scoring`; property tests hold the two together.
 """
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ class RescoreSql:
             else:
                 trigger_sql = _in(f"grade{scope.suffix}", trig.grade_in)
             measure_parts.append(f"CASE WHEN {trigger_sql} THEN {_quote(m.id + ',')} ELSE '' END")
-        lists_sql = _concat(list_parts)
-        measures_sql = _concat(measure_parts)
+        lists_sql = _concat(list_parts, dialect)
+        measures_sql = _concat(measure_parts, dialect)
         subject_filter = f"WHERE s.id IN ({subjects})" if subjects else ""
         # A full rescore reads every record once, in table order: SQLite would otherwise
         # walk an index and fetch the rows one by one in random order.
@@ -213,9 +213,11 @@ def _ident(value: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in value)
 
 
-def _concat(parts: list[str]) -> str:
+def _concat(parts: list[str], dialect: str) -> str:
     if not parts:
         return "''"
+    if dialect == "spark":  # Spark's two-argument RTRIM takes the characters first
+        return f"TRIM(TRAILING ',' FROM {' || '.join(parts)})"
     return f"RTRIM({' || '.join(parts)}, ',')"
 
 
@@ -248,21 +250,25 @@ def rescore(
     scope: str | None = None,
     params: dict[str, Any] | None = None,
     notify: Callable[[Connection], None] | None = None,
+    computed: bool = False,
 ) -> int:
     """Recompute and store standings set-based, writing a notice for every changed membership.
 
     `scope` is a subquery of subject ids (None: every subject); `params` are its parameters.
     `notify` replaces the membership notices: it runs while `credo_fresh` holds the new
     standings and `standings` the old ones (a policy activation explains every change).
+    `computed`: the temp table `credo_fresh` already holds the new standings (another engine
+    computed them); only the storing steps run.
     """
     values = {"t": dateparam(conn, as_of), "pv": policy_version_id, **(params or {})}
     # The scoring query runs as CREATE TABLE AS, which PostgreSQL may run in parallel; a
     # utility statement takes no bind parameters, so the values (dates and ids credo made)
     # are written in as literals.
-    sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
-    conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
-    conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
-    memberships.track(conn, policy, policy_version_id, as_of, now, memberships.fresh_changes(conn))
+    if not computed:
+        sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
+        conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
+        conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
+    memberships.track_fresh(conn, policy, policy_version_id, as_of, now)
     if notify is None:
         conn.execute(text(_NOTICES), {"now": now})
     else:
@@ -309,10 +315,11 @@ def rescore_all(
     now: datetime,
     *,
     notify: Callable[[Connection], None] | None = None,
+    computed: bool = False,
 ) -> int:
-    """Recompute every subject's standing; returns the subjects scored."""
+    """Recompute every subject's standing (or store `credo_fresh`: see `rescore`)."""
     through = _max_record_id(conn)
-    count = rescore(conn, policy, policy_version_id, as_of, now, notify=notify)
+    count = rescore(conn, policy, policy_version_id, as_of, now, notify=notify, computed=computed)
     _advance(conn, through, as_of)
     return count
 
