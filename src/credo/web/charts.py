@@ -10,7 +10,21 @@ from itertools import count
 
 from markupsafe import Markup, escape
 
-PALETTE = ("#1f5fa8", "#c0392b", "#1e8449", "#b9770e", "#7d3c98", "#138d90", "#5d6d7e", "#d35400")
+PALETTE = (
+    "#1f5fa8",
+    "#c0392b",
+    "#1e8449",
+    "#b9770e",
+    "#7d3c98",
+    "#138d90",
+    "#5d6d7e",
+    "#d35400",
+    "#17202a",
+    "#a93279",
+    "#6b8e23",
+    "#8fb3e0",
+)
+EMPTY = Markup('<p class="muted">Nothing to show yet.</p>')
 INK, MUTED, GRID = "#17202a", "#56606b", "#d5dbe1"
 _ids = count(1)
 
@@ -103,6 +117,8 @@ def score_chart(
 
 def bar_chart(bars: Sequence[tuple[str, int]], *, title: str, desc: str) -> Markup:
     """Horizontal bars with their values written beside them."""
+    if not bars or not any(value for _, value in bars):
+        return EMPTY
     width, row, left = 480, 26, 150
     height = max(1, len(bars)) * row + 12
     peak = max([v for _, v in bars] or [1]) or 1
@@ -123,6 +139,8 @@ def stacked_columns(
     columns: Sequence[str], series: Mapping[str, Sequence[int]], *, title: str, desc: str
 ) -> Markup:
     """Columns (e.g. months) stacked by series (e.g. authorities), with a legend."""
+    if not series:
+        return EMPTY
     names = list(series)
     width, left, top = 720, 48, 12
     legend_rows = -(-len(names) // 3)
