@@ -28,7 +28,7 @@ from credo.domain.policy_load import load_policy
 from credo.services.cases import decide_case, object_to_record, request_repair
 from credo.services.filing import subject_standing
 from credo.services.policies import activate_policy
-from credo.services.preview import preview_policy, preview_standings
+from credo.services.preview import Engine, preview_policy, preview_standings
 from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
 from credo.services.subjects import import_subjects
@@ -278,9 +278,13 @@ def built(register: Register, clock: FixedDateClock) -> Register:
 def test_preview_predicts_every_activated_standing_exactly(built: Register) -> None:
     reg = built
     before = stored(reg)
-    sides = preview_standings(reg, CANDIDATE)
-    report = preview_policy(reg, CANDIDATE)
+    sides = preview_standings(reg, CANDIDATE, engine=Engine.DATABASE)
+    columnar = preview_standings(reg, CANDIDATE, engine=Engine.DUCKDB)
+    report = preview_policy(reg, CANDIDATE, engine=Engine.DATABASE)
+    in_duckdb = preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB)
     assert {sid: b for sid, (b, _) in sides.items()} == before
+    assert columnar == sides
+    assert _without_engine_note(in_duckdb.to_json()) == report.to_json()
     activate_policy(reg, CANDIDATE, actor="test", comment="go")
     after = stored(reg)
     predicted = {sid: a for sid, (_, a) in sides.items()}
@@ -331,6 +335,12 @@ def test_preview_predicts_every_activated_standing_exactly(built: Register) -> N
 
 def _t(value: str) -> tuple[str, ...]:
     return tuple(v for v in value.split(",") if v)
+
+
+def _without_engine_note(data: dict[str, Any]) -> dict[str, Any]:
+    notes = [n for n in data["notes"] if not n.startswith("scored by DuckDB")]
+    assert len(notes) == len(data["notes"]) - 1
+    return {**data, "notes": notes}
 
 
 def _on(ident: str, lists: str, other: str) -> bool:
@@ -385,6 +395,7 @@ def test_preview_at_another_day_equals_activation_rescored_that_day(
 ) -> None:
     later = d("2026-09-15")
     sides = preview_standings(built, CANDIDATE, as_of=later)
+    assert preview_standings(built, CANDIDATE, as_of=later, engine=Engine.DUCKDB) == sides
     clock.day = later
     rescore_everyone(built, later, actor="test")
     assert {s: b for s, (b, _) in sides.items()} == stored(built)

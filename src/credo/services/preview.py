@@ -17,20 +17,23 @@ score changes, explained record by record by the pure scorer under both policies
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from credo.domain.errors import ConflictError
+from credo.domain.errors import ConflictError, Problem, ValidationError
 from credo.domain.fairness import FairnessReport, FairnessRow, fairness
 from credo.domain.policy import Policy
 from credo.domain.policy_load import load_policy, policy_digest
 from credo.domain.scoring import ExplanationLine, Standing, compute_standing
 from credo.services.register import Register
-from credo.store import preview_sql, repository
+from credo.store import preview_duckdb, preview_sql, repository
 from credo.store.tables import policy_versions
 
 BINS = 20
@@ -144,6 +147,14 @@ class Preview:
         }
 
 
+class Engine(StrEnum):
+    """Where the two scorings run."""
+
+    AUTO = "auto"  # DuckDB when installed, else the database
+    DATABASE = "database"  # SQL inside SQLite or PostgreSQL, temporary tables
+    DUCKDB = "duckdb"  # DuckDB over a columnar snapshot of the scoring columns
+
+
 def preview_policy(
     register: Register,
     text_: str,
@@ -152,35 +163,65 @@ def preview_policy(
     source: str = "policy",
     largest: int = LARGEST,
     with_fairness: bool = True,
+    engine: Engine = Engine.AUTO,
 ) -> Preview:
     """Score every subject under the active policy and under the candidate text; report the
     differences. Raises PolicyError naming every wrong key of the candidate.
 
     `with_fairness` adds how each organisation's adverse-outcome ratio changes
     (`credo.domain.fairness`, four-fifths rule); it reads every subject's row into Python.
+    `engine` picks where the scoring runs; both give the same report.
 
     >>> report = preview_policy(register, Path("next.toml").read_text())  # doctest: +SKIP
     >>> report.grade_matrix["B"]["C"]  # subjects moving from B to C  # doctest: +SKIP
     """
     candidate = load_policy(text_, source)
     day = as_of or register.clock.today()
+    with _snapshot_transaction(register) as conn:
+        _, active = register.active_policy(conn)
+        notes = _notes(conn, active, candidate, text_, day, register.clock.today())
+        run: preview_sql.Run
+        if _use_duckdb(engine):
+            snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
+            snap.compare(active, candidate, day)
+            run = snap.run
+            notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
+        else:
+            preview_sql.compare(conn, active, candidate, day)
+            run = preview_sql.runner(conn)
+        report = _report(conn, run, active, candidate, day, largest)
+        report.notes = notes
+        if with_fairness:
+            report.fairness = _fairness(run, active, candidate)
+    return report
+
+
+def _use_duckdb(engine: Engine) -> bool:
+    if engine == Engine.DUCKDB and not preview_duckdb.available():
+        raise ValidationError(
+            "the DuckDB preview engine needs the duckdb and ADBC driver packages",
+            [Problem("engine", "duckdb is not installed")],
+        )
+    return engine == Engine.DUCKDB or (engine == Engine.AUTO and preview_duckdb.available())
+
+
+def _audit_head(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT COALESCE(MAX(seq), 0) FROM audit_entries")).scalar_one())
+
+
+@contextmanager
+def _snapshot_transaction(register: Register) -> Iterator[Connection]:
+    """One read transaction that sees one snapshot, rolled back: nothing is kept."""
     with register.engine.connect() as conn:
         if conn.dialect.name != "sqlite":
-            # Both sides and the explanations must see one snapshot of the register.
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         transaction = conn.begin()
         try:
-            _, active = register.active_policy(conn)
-            notes = _notes(conn, active, candidate, text_, day, register.clock.today())
-            preview_sql.compare(conn, active, candidate, day)
-            report = _report(conn, active, candidate, day, largest)
-            report.notes = notes
-            if with_fairness:
-                report.fairness = _fairness(conn, active, candidate)
-            preview_sql.drop(conn)
+            yield conn
         finally:
-            transaction.rollback()  # nothing the preview did is kept
-    return report
+            if transaction.is_active:
+                preview_sql.drop(conn)
+            transaction.rollback()
 
 
 def _notes(
@@ -220,29 +261,34 @@ def _notes(
 
 
 def _report(
-    conn: Connection, active: Policy, candidate: Policy, day: date, largest: int
+    conn: Connection,
+    run: preview_sql.Run,
+    active: Policy,
+    candidate: Policy,
+    day: date,
+    largest: int,
 ) -> Preview:
-    summary = preview_sql.score_summary(conn)
+    score_changed, grade_changed, mean_before, mean_after = preview_sql.score_summary(run)
     matrix: dict[str, dict[str, int]] = {}
-    for b, a, n in preview_sql.grade_matrix(conn):
+    for b, a, n in preview_sql.grade_matrix(run):
         matrix.setdefault(b, {})[a] = n
     low = min(active.policy.score_min, candidate.policy.score_min)
     high = max(active.policy.score_max, candidate.policy.score_max)
     bins = preview_sql.Bins.across(low, high, BINS)
     histogram = [
         HistogramBin(lo, hi, b, a)
-        for (lo, hi), (b, a) in zip(bins.edges, preview_sql.histogram(conn, bins), strict=True)
+        for (lo, hi), (b, a) in zip(bins.edges, preview_sql.histogram(run, bins), strict=True)
     ]
-    lists, measures = _memberships(conn, active, candidate)
+    lists, measures = _memberships(run, active, candidate)
     return Preview(
         as_of=day,
         active=active.label,
         candidate=candidate.label,
-        subjects=preview_sql.subject_count(conn),
-        score_changed=int(summary.score_changed or 0),
-        grade_changed=int(summary.grade_changed or 0),
-        mean_before=round(float(summary.b_mean or 0), 2),
-        mean_after=round(float(summary.a_mean or 0), 2),
+        subjects=preview_sql.subject_count(run),
+        score_changed=score_changed,
+        grade_changed=grade_changed,
+        mean_before=round(mean_before, 2),
+        mean_after=round(mean_after, 2),
         grades_before=[g.name for g in active.grades],
         grades_after=[g.name for g in candidate.grades],
         grade_matrix=matrix,
@@ -250,19 +296,18 @@ def _report(
         measures=measures,
         histogram=histogram,
         largest=[
-            _explain(conn, active, candidate, row.subject_id, day)
-            for row in preview_sql.largest_changes(conn, largest)
+            _explain(conn, active, candidate, sid, day)
+            for sid in preview_sql.largest_changes(run, largest)
         ],
     )
 
 
-def _fairness(conn: Connection, active: Policy, candidate: Policy) -> dict[str, Any]:
+def _fairness(run: preview_sql.Run, active: Policy, candidate: Policy) -> dict[str, Any]:
     """Each organisation's adverse-outcome rate and ratio to the overall rate, before and
     after, by the fairness report's own rules (adverse: a black list or a sanction)."""
     before: list[FairnessRow] = []
     after: list[FairnessRow] = []
-    columns = ("subject_id", "organisation", *(f"{s}_{c}" for s in "ba" for c in _COLUMNS))
-    for sid, org, bs, bg, bl, bm, as_, ag, al, am in preview_sql.all_rows(conn, columns):
+    for sid, org, bs, bg, bl, bm, as_, ag, al, am in preview_sql.all_rows(run):
         before.append(FairnessRow(sid, org, int(bs), bg, _tuple(bl), _tuple(bm)))
         after.append(FairnessRow(sid, org, int(as_), ag, _tuple(al), _tuple(am)))
     was = fairness(before, active, by="organisation")
@@ -308,12 +353,12 @@ def _split(value: str | None) -> set[str]:
 
 
 def _memberships(
-    conn: Connection, active: Policy, candidate: Policy
+    run: preview_sql.Run, active: Policy, candidate: Policy
 ) -> tuple[list[MembershipChange], list[MembershipChange]]:
     """List entries/exits and measure starts/stops, over the union of both policies' ids."""
     lists: dict[str, tuple[list[str], list[str]]] = {}
     measures: dict[str, tuple[list[str], list[str]]] = {}
-    for sid, b_lists, a_lists, b_measures, a_measures in preview_sql.membership_changes(conn):
+    for sid, b_lists, a_lists, b_measures, a_measures in preview_sql.membership_changes(run):
         for table, before, after in (
             (lists, _split(b_lists), _split(a_lists)),
             (measures, _split(b_measures), _split(a_measures)),
@@ -401,26 +446,31 @@ Row = tuple[int, str, str, str]  # score, grade, lists, measures (comma-separate
 
 
 def preview_standings(
-    register: Register, text_: str, *, as_of: date | None = None, source: str = "policy"
+    register: Register,
+    text_: str,
+    *,
+    as_of: date | None = None,
+    source: str = "policy",
+    engine: Engine = Engine.DATABASE,
 ) -> dict[str, tuple[Row, Row]]:
     """Every subject's (before, after) standing as the preview computes them, for checks
     and research: what activating the candidate would store for each subject."""
     candidate = load_policy(text_, source)
     day = as_of or register.clock.today()
-    columns = ("subject_id", *(f"{side}_{c}" for side in "ba" for c in _COLUMNS))
-    with register.engine.connect() as conn, conn.begin() as transaction:
+    with _snapshot_transaction(register) as conn:
         _, active = register.active_policy(conn)
-        preview_sql.compare(conn, active, candidate, day)
-        found = {
+        run: preview_sql.Run
+        if _use_duckdb(engine):
+            snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
+            snap.compare(active, candidate, day)
+            run = snap.run
+        else:
+            preview_sql.compare(conn, active, candidate, day)
+            run = preview_sql.runner(conn)
+        return {
             str(r[0]): (
-                (int(r[1]), str(r[2]), str(r[3]), str(r[4])),
-                (int(r[5]), str(r[6]), str(r[7]), str(r[8])),
+                (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
+                (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
             )
-            for r in preview_sql.all_rows(conn, columns)
+            for r in preview_sql.all_rows(run)
         }
-        preview_sql.drop(conn)
-        transaction.rollback()
-    return found
-
-
-_COLUMNS = ("score", "grade", "lists", "measures")

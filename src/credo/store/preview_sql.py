@@ -12,7 +12,7 @@ tables of the preview's own connection.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from credo.domain.durations import Duration
 from credo.domain.policy import Policy
 from credo.store.dates import add_duration_sql
 from credo.store.rescore import RescoreSql
@@ -30,6 +31,16 @@ _PARTS = ("credo_preview_before", "credo_preview_after", TABLE)
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+Run = Callable[[str], Sequence[Sequence[Any]]]  # SQL text in, rows out (any engine)
+
+
+def add_duration(dialect: str, column: str, duration: Duration) -> str:
+    """`column + duration` in SQLite, PostgreSQL or DuckDB (months clamped, then days)."""
+    if dialect == "duckdb":
+        return f"(CAST({column} + to_months({duration.months}) AS DATE) + {duration.days})"
+    return add_duration_sql(dialect, column, duration)
 
 
 def changed_validity(active: Policy | None, candidate: Policy) -> list[str]:
@@ -49,7 +60,7 @@ def candidate_ends(dialect: str, active: Policy | None, candidate: Policy) -> st
     branches = []
     for category_id in changed_validity(active, candidate):
         valid_for = candidate.category_by_id[category_id].valid_for
-        end = add_duration_sql(dialect, "r.decided_on", valid_for)
+        end = add_duration(dialect, "r.decided_on", valid_for)
         branches.append(
             f"WHEN {_quote(category_id)} THEN CASE WHEN r.repaired_on IS NOT NULL AND "
             f"r.repaired_on < {end} THEN r.repaired_on ELSE {end} END"
@@ -63,7 +74,7 @@ def candidate_due(dialect: str, active: Policy | None, candidate: Policy) -> str
     """SQL for an objection's due day once the candidate is active."""
     if active is not None and active.policy.objection_period == candidate.policy.objection_period:
         return "c.due_on"
-    return add_duration_sql(dialect, "c.filed_on", candidate.policy.objection_period)
+    return add_duration(dialect, "c.filed_on", candidate.policy.objection_period)
 
 
 def _day_literal(dialect: str, day: date) -> str:
@@ -77,10 +88,11 @@ def _with_day(sql: str, literal: str) -> str:
     return re.sub(r"(?<![\w:.'-]):t\b", literal, sql)
 
 
-def compare(conn: Connection, active: Policy, candidate: Policy, as_of: date) -> None:
-    """Score every subject under both policies into the temporary table `credo_preview`:
-    subject_id, organisation, then b_/a_ score, grade, lists and measures (before/after)."""
-    dialect = conn.dialect.name
+def comparison_sql(
+    dialect: str, active: Policy, candidate: Policy, as_of: date
+) -> tuple[str, str, str]:
+    """(before, after, joined) SELECTs: the two scorings and the comparison row per subject:
+    subject_id, organisation, then b_/a_ score, grade, lists and measures."""
     day = _day_literal(dialect, as_of)
     before = _with_day(RescoreSql(active).select(dialect=dialect), day)
     after = _with_day(
@@ -91,21 +103,31 @@ def compare(conn: Connection, active: Policy, candidate: Policy, as_of: date) ->
         ),
         day,
     )
+    joined = (
+        "SELECT b.subject_id, s.organisation, "
+        "b.score AS b_score, b.grade AS b_grade, b.lists AS b_lists, "
+        "b.measures AS b_measures, a.score AS a_score, a.grade AS a_grade, "
+        "a.lists AS a_lists, a.measures AS a_measures "
+        "FROM credo_preview_before b JOIN credo_preview_after a "
+        "ON a.subject_id = b.subject_id JOIN subjects s ON s.id = b.subject_id"
+    )
+    return before, after, joined
+
+
+def compare(conn: Connection, active: Policy, candidate: Policy, as_of: date) -> None:
+    """Score every subject under both policies into the temporary table `credo_preview`."""
+    before, after, joined = comparison_sql(conn.dialect.name, active, candidate, as_of)
     drop(conn)
     conn.execute(text(f"CREATE TEMP TABLE credo_preview_before AS {before}"))
     conn.execute(text(f"CREATE TEMP TABLE credo_preview_after AS {after}"))
-    conn.execute(
-        text(
-            f"CREATE TEMP TABLE {TABLE} AS SELECT b.subject_id, s.organisation, "
-            "b.score AS b_score, b.grade AS b_grade, b.lists AS b_lists, "
-            "b.measures AS b_measures, a.score AS a_score, a.grade AS a_grade, "
-            "a.lists AS a_lists, a.measures AS a_measures "
-            "FROM credo_preview_before b JOIN credo_preview_after a "
-            "ON a.subject_id = b.subject_id JOIN subjects s ON s.id = b.subject_id"
-        )
-    )
+    conn.execute(text(f"CREATE TEMP TABLE {TABLE} AS {joined}"))
     conn.execute(text("DROP TABLE credo_preview_before"))
     conn.execute(text("DROP TABLE credo_preview_after"))
+
+
+def runner(conn: Connection) -> Run:
+    """Run report queries on a SQLAlchemy connection."""
+    return lambda sql: conn.execute(text(sql)).all()
 
 
 def drop(conn: Connection) -> None:
@@ -114,16 +136,14 @@ def drop(conn: Connection) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
 
 
-def subject_count(conn: Connection) -> int:
+def subject_count(run: Run) -> int:
     """How many subjects the preview scored."""
-    return int(conn.execute(text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())
+    return int(run(f"SELECT COUNT(*) FROM {TABLE}")[0][0])
 
 
-def grade_matrix(conn: Connection) -> list[tuple[str, str, int]]:
+def grade_matrix(run: Run) -> list[tuple[str, str, int]]:
     """(grade before, grade after, subjects) for every pair that occurs."""
-    rows = conn.execute(
-        text(f"SELECT b_grade, a_grade, COUNT(*) FROM {TABLE} GROUP BY b_grade, a_grade")
-    )
+    rows = run(f"SELECT b_grade, a_grade, COUNT(*) FROM {TABLE} GROUP BY b_grade, a_grade")
     return [(str(b), str(a), int(n)) for b, a, n in rows]
 
 
@@ -151,58 +171,55 @@ class Bins:
         return out
 
 
-def histogram(conn: Connection, bins: Bins) -> list[tuple[int, int]]:
+def histogram(run: Run, bins: Bins) -> list[tuple[int, int]]:
     """Subjects per bin before and after, one (before, after) pair per bin."""
     counts = [[0, 0] for _ in bins.edges]
     for side, column in enumerate(("b_score", "a_score")):
-        sql = (
-            # Scores are NUMERIC on PostgreSQL (a SUM of counts): integer division needs a cast.
-            f"SELECT CAST({column} - {bins.low} AS INTEGER) / {bins.width} AS bin, COUNT(*) "
-            f"FROM {TABLE} GROUP BY CAST({column} - {bins.low} AS INTEGER) / {bins.width}"
-        )
-        for index, n in conn.execute(text(sql)):
-            counts[int(index)][side] = int(n)
+        # Scores are NUMERIC on PostgreSQL (a SUM of counts) and `/` divides exactly in
+        # DuckDB: subtracting the remainder first makes the division exact everywhere.
+        v = f"CAST({column} - {bins.low} AS INTEGER)"
+        index = f"CAST(({v} - {v} % {bins.width}) / {bins.width} AS INTEGER)"
+        sql = f"SELECT {index}, COUNT(*) FROM {TABLE} GROUP BY {index}"
+        for found, n in run(sql):
+            counts[int(found)][side] = int(n)
     return [(b, a) for b, a in counts]
 
 
-def membership_changes(conn: Connection) -> list[Any]:
+def membership_changes(run: Run) -> Sequence[Sequence[Any]]:
     """Subjects whose lists or measures differ: subject_id, b_lists, a_lists, b_measures,
     a_measures."""
-    return list(
-        conn.execute(
-            text(
-                f"SELECT subject_id, b_lists, a_lists, b_measures, a_measures FROM {TABLE} "
-                "WHERE b_lists <> a_lists OR b_measures <> a_measures ORDER BY subject_id"
-            )
-        )
+    return run(
+        f"SELECT subject_id, b_lists, a_lists, b_measures, a_measures FROM {TABLE} "
+        "WHERE b_lists <> a_lists OR b_measures <> a_measures ORDER BY subject_id"
     )
 
 
-def score_summary(conn: Connection) -> Any:
+def score_summary(run: Run) -> tuple[int, int, float, float]:
     """Subjects whose score changes, whose grade changes, and the mean score on each side."""
-    return conn.execute(
-        text(
-            "SELECT SUM(CASE WHEN a_score <> b_score THEN 1 ELSE 0 END) AS score_changed, "
-            "SUM(CASE WHEN a_grade <> b_grade THEN 1 ELSE 0 END) AS grade_changed, "
-            f"AVG(b_score) AS b_mean, AVG(a_score) AS a_mean FROM {TABLE}"
-        )
-    ).one()
+    row = run(
+        "SELECT SUM(CASE WHEN a_score <> b_score THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN a_grade <> b_grade THEN 1 ELSE 0 END), "
+        f"AVG(b_score), AVG(a_score) FROM {TABLE}"
+    )[0]
+    return int(row[0] or 0), int(row[1] or 0), float(row[2] or 0), float(row[3] or 0)
 
 
-def largest_changes(conn: Connection, limit: int) -> list[Any]:
-    """The `limit` largest score changes (then by subject id): the comparison rows."""
-    return list(
-        conn.execute(
-            text(
-                f"SELECT * FROM {TABLE} WHERE a_score <> b_score "
-                "ORDER BY ABS(a_score - b_score) DESC, subject_id LIMIT :n"
-            ),
-            {"n": limit},
-        )
+def largest_changes(run: Run, limit: int) -> list[str]:
+    """The subjects of the `limit` largest score changes (ties by subject id)."""
+    rows = run(
+        f"SELECT subject_id FROM {TABLE} WHERE a_score <> b_score "
+        f"ORDER BY ABS(a_score - b_score) DESC, subject_id LIMIT {int(limit)}"
     )
+    return [str(r[0]) for r in rows]
 
 
-def all_rows(conn: Connection, columns: Sequence[str]) -> Any:
-    """Every comparison row with these columns (a streaming result)."""
-    query = text(f"SELECT {', '.join(columns)} FROM {TABLE}")
-    return conn.execute(query.execution_options(stream_results=True))
+COLUMNS = (
+    "subject_id",
+    "organisation",
+    *(f"{side}_{c}" for side in "ba" for c in ("score", "grade", "lists", "measures")),
+)
+
+
+def all_rows(run: Run) -> Sequence[Sequence[Any]]:
+    """Every comparison row: the COLUMNS."""
+    return run(f"SELECT {', '.join(COLUMNS)} FROM {TABLE}")
