@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from credo.api.deps import RegisterDep, ReviewerUser
 from credo.api.records import ERRORS
+from credo.api.schemas import BINARY, MAX_ID
 from credo.services.cases import attachment_of, decide_case, get_case, queue
 
 router = APIRouter(prefix="/v1/cases", tags=["review"])
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("", responses=ERRORS)
@@ -24,20 +26,20 @@ def get_queue(
         str, Query(pattern="^(open|rejected|corrected|revoked|approved|refused|confirmed)$")
     ] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JSONResponse:
     """Cases by due date, the most urgent first; `overdue` marks those past their deadline."""
     return JSONResponse(queue(register, status=status, limit=limit, offset=offset))
 
 
 @router.get("/{case_id}", responses=ERRORS)
-def get_one(case_id: int, user: ReviewerUser, register: RegisterDep) -> JSONResponse:
+def get_one(case_id: CaseId, user: ReviewerUser, register: RegisterDep) -> JSONResponse:
     """One case."""
     return JSONResponse(get_case(register, case_id))
 
 
-@router.get("/{case_id}/attachment", responses=ERRORS)
-def get_attachment(case_id: int, user: ReviewerUser, register: RegisterDep) -> Response:
+@router.get("/{case_id}/attachment", responses={**ERRORS, 200: BINARY})
+def get_attachment(case_id: CaseId, user: ReviewerUser, register: RegisterDep) -> Response:
     """The subject's attachment."""
     name, kind, content = attachment_of(register, case_id)
     return Response(
@@ -51,7 +53,9 @@ class DecisionCreate(BaseModel):
     outcome: Literal["reject", "correct", "revoke", "approve", "refuse", "confirm"]
     reasons: str = Field(min_length=1, max_length=5000)
     repair_on: date | None = None
-    record_id: int | None = Field(default=None, description="review: the record to correct")
+    record_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="review: the record to correct"
+    )
     changes: dict[str, Any] | None = Field(
         default=None, description="correct: the fields that change, e.g. {'decided_on': ...}"
     )
@@ -59,7 +63,7 @@ class DecisionCreate(BaseModel):
 
 @router.post("/{case_id}/decision", responses=ERRORS)
 def post_decision(
-    case_id: int, body: DecisionCreate, user: ReviewerUser, register: RegisterDep
+    case_id: CaseId, body: DecisionCreate, user: ReviewerUser, register: RegisterDep
 ) -> JSONResponse:
     """Decide a case: objections reject/correct/revoke, repairs approve/refuse, reviews
     confirm/correct/revoke. Every decision rescores the subject and notifies them."""

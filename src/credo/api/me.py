@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from credo.api.deps import RegisterDep, SubjectUser
 from credo.api.records import ERRORS
+from credo.api.schemas import BINARY, MAX_ID
 from credo.domain.errors import ValidationError
 from credo.services.cases import (
     MAX_ATTACHMENT,
@@ -26,6 +27,7 @@ from credo.services.export import subject_file
 from credo.services.notices import notices_of
 
 router = APIRouter(prefix="/v1/me", tags=["my file"])
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _subject(user: Any) -> str:
@@ -76,13 +78,13 @@ def my_cases(user: SubjectUser, register: RegisterDep) -> JSONResponse:
 
 
 @router.get("/cases/{case_id}", responses=ERRORS)
-def my_case(case_id: int, user: SubjectUser, register: RegisterDep) -> JSONResponse:
+def my_case(case_id: CaseId, user: SubjectUser, register: RegisterDep) -> JSONResponse:
     """One of your cases."""
     return JSONResponse(get_case(register, case_id, subject_id=_subject(user)))
 
 
-@router.get("/cases/{case_id}/attachment", responses=ERRORS)
-def my_attachment(case_id: int, user: SubjectUser, register: RegisterDep) -> Response:
+@router.get("/cases/{case_id}/attachment", responses={**ERRORS, 200: BINARY})
+def my_attachment(case_id: CaseId, user: SubjectUser, register: RegisterDep) -> Response:
     """The file you sent with a case."""
     name, kind, content = attachment_of(register, case_id, subject_id=_subject(user))
     return Response(
@@ -111,7 +113,7 @@ def _p(field: str, message: str) -> Any:
 async def post_objection(
     user: SubjectUser,
     register: RegisterDep,
-    record_id: Annotated[int, Form()],
+    record_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     grounds: Annotated[str, Form(min_length=1, max_length=5000)],
     attachment: Annotated[UploadFile | None, File()] = None,
 ) -> JSONResponse:
@@ -131,7 +133,7 @@ async def post_objection(
 async def post_repair(
     user: SubjectUser,
     register: RegisterDep,
-    record_id: Annotated[int, Form()],
+    record_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     evidence: Annotated[str, Form(min_length=1, max_length=5000)],
     attachment: Annotated[UploadFile | None, File()] = None,
 ) -> JSONResponse:

@@ -18,7 +18,7 @@ from credo.services.sources import read_rows
 router = APIRouter(prefix="/v1/records", tags=["records"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 422, 503)
+    for code in (400, 401, 403, 404, 409, 422, 429, 503)
 }
 MAX_BATCH_BYTES = 20 * 1024 * 1024
 

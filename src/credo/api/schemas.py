@@ -6,6 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The largest id either store can hold (a signed 64-bit integer): larger ids do not exist,
+# and a driver refuses to bind them, so the API refuses them as invalid input first.
+MAX_ID = 2**63 - 1
+# A file download of any media type (attachments keep the type they were sent with).
+BINARY = {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+
 
 class RecordCreate(BaseModel):
     """One official decision to file (DESIGN 4.2); the authority comes from the API key."""
