@@ -79,7 +79,14 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/admin/policies", "Policies"),
         ("/admin/audit", "Audit"),
     ],
-    "authority": [("/department", "Department")],
+    "authority": [
+        ("/department", "Department"),
+        ("/department/records/new", "File a record"),
+        ("/department/imports", "Upload"),
+        ("/department/lookup", "Look up"),
+        ("/department/promotion", "Promotion review"),
+        ("/department/measures", "Measures"),
+    ],
 }
 
 
