@@ -17,8 +17,12 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     from credo.web.errors import install as install_error_pages
     from credo.web.pages_admin import router as admin_pages
     from credo.web.pages_auth import router as start_pages
+    from credo.web.pages_department import router as department_pages
+    from credo.web.pages_department_files import router as department_file_pages
+    from credo.web.pages_department_measures import router as department_measure_pages
     from credo.web.pages_me import router as subject_pages
     from credo.web.pages_me_cases import router as subject_case_pages
+    from credo.web.pages_public import router as public_pages
     from credo.web.pages_review import router as review_pages
     from credo.web.security import SecurityHeaders
     from credo.web.session import IdleTimeout
@@ -26,7 +30,17 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     app.state.session_idle_minutes = idle_minutes
     install_error_pages(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (start_pages, subject_pages, subject_case_pages, review_pages, admin_pages):
+    for router in (
+        start_pages,
+        subject_pages,
+        subject_case_pages,
+        review_pages,
+        admin_pages,
+        department_pages,
+        department_file_pages,
+        department_measure_pages,
+        public_pages,
+    ):
         app.include_router(router)
     app.add_middleware(IdleTimeout)
     app.add_middleware(SecurityHeaders)
