@@ -62,9 +62,9 @@ def error_page(request: Request, status: int, detail: str | None = None) -> HTML
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
+    if request.method != "GET":  # a form sent after the session ended: start afresh
+        return RedirectResponse("/login?expired=1", status_code=303)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if request.method != "GET":
-        target = request.url.path
     return RedirectResponse(f"/login?next={quote(target, safe='/')}&expired=1", status_code=303)
 
 

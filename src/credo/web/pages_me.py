@@ -31,22 +31,25 @@ from credo.web.session import verify_csrf
 router = APIRouter(prefix="/me", dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
 
-def _sid(user: Any) -> str:
+def subject_of(user: Any) -> str:
+    """The subject id of a logged-in person on file."""
     return str(user.subject_id)
 
 
 @router.get("")
 def dashboard(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
     """Score, grade, lists, measures, every point explained, and the score over time."""
-    view = overview(register, _sid(user))
+    view = overview(register, subject_of(user))
     policy, standing = view.policy, view.standing
     with register.read() as conn:
         current = {
             (r["authority"], r["reference"]): r
-            for r in subject_records(conn, policy, _sid(user), view.today)
+            for r in subject_records(conn, policy, subject_of(user), view.today)
             if r["current"]
         }
-        cases = [c for c in subject_cases(conn, _sid(user), view.today) if c["status"] == "open"]
+        cases = [
+            c for c in subject_cases(conn, subject_of(user), view.today) if c["status"] == "open"
+        ]
     lines = [
         {
             **line.to_json(),
@@ -105,7 +108,7 @@ def my_records(request: Request, user: SubjectPage, register: RegisterDep) -> HT
     """Every record on file, every version, with when it stops counting."""
     with register.read() as conn:
         _, policy = register.active_policy(conn)
-        rows = subject_records(conn, policy, _sid(user), register.clock.today())
+        rows = subject_records(conn, policy, subject_of(user), register.clock.today())
     table = paginate(
         request,
         rows,
@@ -136,20 +139,26 @@ def _record_page(
     today = register.clock.today()
     with register.read() as conn:
         _, policy = register.active_policy(conn)
-        row = record_row(conn, record_id, _sid(user))
+        row = record_row(conn, record_id, subject_of(user))
         if row is None:
             raise NotFoundError(f"record {record_id} is not on your file")
         versions = record_versions(conn, policy, row, today)
         ids = {v["id"] for v in versions}
-        cases = [c for c in subject_cases(conn, _sid(user), today) if c["record_id"] in ids]
+        cases = [c for c in subject_cases(conn, subject_of(user), today) if c["record_id"] in ids]
     record = next(v for v in versions if v["id"] == record_id)
+    version_table = paginate(
+        request,
+        versions,
+        sorts={"version": lambda v: v["version"], "decided_on": lambda v: v["decided_on"]},
+        default="version",
+    )
     open_kinds = {c["kind"] for c in cases if c["status"] == "open" and c["record_id"] == record_id}
     return page(
         request,
         "me/record.html",
         {
             "record": record,
-            "versions": versions,
+            "versions": version_table,
             "cases": cases,
             "can_object": record["current"] and "objection" not in open_kinds,
             "can_repair": record["current"]
@@ -204,7 +213,7 @@ async def object_form(
     """Object to a record; on success, the new case's page."""
     try:
         file = await _upload(attachment)
-        case_id = object_to_record(register, _sid(user), record_id, grounds, file)
+        case_id = object_to_record(register, subject_of(user), record_id, grounds, file)
     except (ValidationError, ConflictError) as exc:
         errors = field_errors(exc)
         return _record_page(
@@ -232,7 +241,7 @@ async def repair_form(
     """Ask for repair of a record; on success, the new case's page."""
     try:
         file = await _upload(attachment)
-        case_id = request_repair(register, _sid(user), record_id, evidence, file)
+        case_id = request_repair(register, subject_of(user), record_id, evidence, file)
     except (ValidationError, ConflictError) as exc:
         errors = field_errors(exc)
         return _record_page(

@@ -16,7 +16,7 @@ from credo.services.export import subject_file
 from credo.services.notices import notices_of
 from credo.web.deps import SubjectPage
 from credo.web.myfile import subject_inquiries
-from credo.web.pages_me import Text, _sid
+from credo.web.pages_me import Text, subject_of
 from credo.web.render import field_errors, page, paginate
 from credo.web.session import verify_csrf
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/me", dependencies=[Depends(verify_csrf)], include_in
 def my_cases(request: Request, user: SubjectPage, register: RegisterDep) -> HTMLResponse:
     """Every objection, repair and review request, with status and deadline."""
     with register.read() as conn:
-        cases = subject_cases(conn, _sid(user), register.clock.today())
+        cases = subject_cases(conn, subject_of(user), register.clock.today())
     table = paginate(
         request,
         cases,
@@ -51,7 +51,7 @@ def my_case(
     case_id: int, request: Request, user: SubjectPage, register: RegisterDep
 ) -> HTMLResponse:
     """One case: what was asked, by when it is decided, and the decision with its reasons."""
-    case = get_case(register, case_id, subject_id=_sid(user))
+    case = get_case(register, case_id, subject_id=subject_of(user))
     return page(
         request,
         "me/case.html",
@@ -64,7 +64,7 @@ def my_case(
 @router.get("/cases/{case_id}/attachment")
 def my_attachment(case_id: int, user: SubjectPage, register: RegisterDep) -> Response:
     """The file sent with one of your cases."""
-    name, kind, content = attachment_of(register, case_id, subject_id=_sid(user))
+    name, kind, content = attachment_of(register, case_id, subject_id=subject_of(user))
     return Response(
         content,
         media_type=kind,
@@ -105,7 +105,7 @@ def review_submit(
 ) -> Response:
     """File the request for review; on success, the new case's page."""
     try:
-        case_id = request_review(register, _sid(user), target, grounds)
+        case_id = request_review(register, subject_of(user), target, grounds)
     except (ValidationError, ConflictError) as exc:
         return page(
             request,
@@ -127,7 +127,7 @@ def my_notices(request: Request, user: SubjectPage, register: RegisterDep) -> HT
     """Every notice about the file, newest first."""
     with register.read() as conn:
         _, policy = register.active_policy(conn)
-        items = notices_of(conn, _sid(user), policy)
+        items = notices_of(conn, subject_of(user), policy)
     table = paginate(
         request,
         items,
@@ -143,7 +143,7 @@ def my_inquiries(request: Request, user: SubjectPage, register: RegisterDep) -> 
     """Who looked at the file, when, and for which declared purpose."""
     with register.read() as conn:
         _, policy = register.active_policy(conn)
-        items = subject_inquiries(conn, policy, _sid(user))
+        items = subject_inquiries(conn, policy, subject_of(user))
     table = paginate(
         request,
         items,
@@ -163,14 +163,16 @@ def my_inquiries(request: Request, user: SubjectPage, register: RegisterDep) -> 
 @router.get("/file")
 def my_file(user: SubjectPage, register: RegisterDep, format: str = "html") -> Response:
     """The whole file to keep: HTML or PDF (the export is audited)."""
-    data = subject_file(register, _sid(user), actor=f"subject:{_sid(user)}")
+    data = subject_file(register, subject_of(user), actor=f"subject:{subject_of(user)}")
     if format == "pdf":
         return Response(
             file_pdf(data),
             media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="credo-file-{_sid(user)}.pdf"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="credo-file-{subject_of(user)}.pdf"'
+            },
         )
     return HTMLResponse(
         file_html(data),
-        headers={"Content-Disposition": f'inline; filename="credo-file-{_sid(user)}.html"'},
+        headers={"Content-Disposition": f'inline; filename="credo-file-{subject_of(user)}.html"'},
     )

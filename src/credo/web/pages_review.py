@@ -112,7 +112,12 @@ def _case_page(
             "case": case,
             "subject": subject,
             "record": record,
-            "versions": versions or [],
+            "versions": paginate(
+                request,
+                versions or [],
+                sorts={"version": lambda v: v["version"], "filed_at": lambda v: v["filed_at"]},
+                default="version",
+            ),
             "record_options": [("", "— none —")]
             + [
                 (str(r["id"]), f"{r['authority']} / {r['reference']}: {r['category_name']}")
