@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from credo.cli.common import AsOf, actor, app, refusals, register
+from credo.cli.common import AsOf, actor, app, err, refusals, register
 
 
 def _print_standing(data: dict[str, Any]) -> None:
@@ -54,8 +54,39 @@ def standing_cmd(
 
 
 @app.command("rescore")
-def rescore_cmd(as_of: AsOf = None) -> None:
-    """Recompute every subject's stored standing, set-based inside the database."""
+def rescore_cmd(
+    as_of: AsOf = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="db (inside the database) or spark.")
+    ] = "db",
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master URL (spark engine).")
+    ] = "local[2]",
+    snapshot: Annotated[
+        str | None,
+        typer.Option("--snapshot", help="Snapshot DIR or URI (spark; default: a fresh one)."),
+    ] = None,
+) -> None:
+    """Recompute every subject's stored standing, set-based inside the database or on Spark."""
+    if engine not in ("db", "spark"):
+        raise typer.BadParameter("use db or spark", param_hint="--engine")
+    if engine == "spark":
+        from credo.services.spark_engine import rescore_on_spark
+
+        with refusals():
+            done = rescore_on_spark(
+                register(),
+                master=master,
+                snapshot=snapshot,
+                as_of=as_of,  # type: ignore[arg-type]
+                actor=actor(),
+                log=lambda message: err.print(f"credo: {message}", markup=False),
+            )
+        typer.echo(
+            f"{done.subjects} subjects rescored on Spark as of {done.as_of} "
+            f"({done.rescored_in_database} changed since the snapshot rescored in the database)"
+        )
+        return
     from credo.services.rescoring import rescore_everyone
 
     with refusals():

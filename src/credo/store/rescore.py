@@ -1,7 +1,8 @@
 """Set-based rescoring: one SQL text, generated from the policy, scores every subject.
 
 The text is portable (SQLite, PostgreSQL, DuckDB, Spark): CASE instead of LEAST/GREATEST, `||`
-for strings; Spark only trims differently. It must agree with `credo.domain.scoring`; property tests hold the two together.
+for strings; Spark only trims differently. It must agree with `credo.domain.scoring`;
+property tests hold the two together.
 """
 
 from __future__ import annotations
