@@ -137,13 +137,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     seed(home)
     port = _free_port()
     log = home / "server.log"
-    env = {
-        **os.environ,
-        "CREDO_HOME": str(home),
-        "CREDO_TODAY": TODAY.isoformat(),
-        "CREDO_DATABASE_URL": "",
-    }
-    env.pop("CREDO_DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDO_")}
+    env.update(CREDO_HOME=str(home), CREDO_TODAY=TODAY.isoformat())
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -199,6 +194,17 @@ def browser(server: Server) -> Iterator[Any]:
         chromium.close()
 
 
+UNLABELLED = """[...document.querySelectorAll(
+  'input:not([type=hidden]), select, textarea, button')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+            && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 120))"""
+DUPLICATE_IDS = """(() => { const seen = {}, twice = [];
+  document.querySelectorAll('[id]').forEach(e => {
+    if (seen[e.id]) twice.push(e.id); seen[e.id] = true; });
+  return twice; })()"""
+
+
 @dataclass
 class Tab:
     """One browser context and page, with the server's URL and the console errors seen."""
@@ -212,9 +218,17 @@ class Tab:
         return self.page.goto(self.url + path)
 
     def shot(self, name: str) -> None:
-        """Save a full-page screenshot as docs/screenshots/<name>.png."""
+        """Check the page's accessibility basics, then save docs/screenshots/<name>.png."""
+        self.check_accessibility()
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def check_accessibility(self) -> None:
+        """Every form control has a label (or an accessible name) and no id is used twice."""
+        unlabelled = self.page.evaluate(UNLABELLED)
+        assert not unlabelled, f"controls without a label on {self.page.url}: {unlabelled}"
+        duplicated = self.page.evaluate(DUPLICATE_IDS)
+        assert not duplicated, f"ids used twice on {self.page.url}: {duplicated}"
 
     def login(self, username: str) -> None:
         """Log in through the form like a person would."""
