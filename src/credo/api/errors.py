@@ -114,6 +114,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+    """A number or date from the request beyond what the store or the calendar holds (a
+    64-bit id, a year past 9999): the request is at fault, not the server."""
+    log.warning("out-of-range input: %s", _first_line(exc))
+    return problem(422, "a number or date in the request is out of range")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     """A bug: logged with its traceback, answered as problem+json without internals."""
     log.error("unexpected error", exc_info=exc)
@@ -136,4 +143,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InterfaceError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)
