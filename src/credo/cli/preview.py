@@ -25,14 +25,26 @@ def policy_preview(
             "--fairness/--no-fairness", help="Include adverse-outcome ratios by organisation."
         ),
     ] = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where to score: auto (DuckDB when installed), duckdb, or database (SQL)."
+        ),
+    ] = "auto",
 ) -> None:
     """Show what activating FILE would change for every subject; nothing is stored.
 
     Both the active policy and FILE are scored as of the same day (default today, the day
     activation rescores as of), so every difference comes from the policy.
     """
-    from credo.services.preview import preview_policy
+    from credo.services.preview import Engine, preview_policy
 
+    try:
+        chosen = Engine(engine)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{engine!r} is not an engine (auto, duckdb or database)", param_hint="--engine"
+        ) from None
     text = read_text(file)
     err.print(f"credo: scoring every subject under both policies ({file}) ...", markup=False)
     reg = register()
@@ -44,6 +56,7 @@ def policy_preview(
                 as_of=as_of,  # type: ignore[arg-type]
                 source=str(file),
                 with_fairness=with_fairness,
+                engine=chosen,
             )
     finally:
         reg.engine.dispose()  # close the pooled connections before the result is printed

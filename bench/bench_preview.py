@@ -1,0 +1,383 @@
+"""Policy preview benchmark: `credo policy preview` beside the reference DuckDB rescore.
+
+Builds (or, with --keep-data, reuses) a synthetic register of N subjects and M records
+through credo's own `credo init` / `credo subjects import` / `credo import`, on SQLite and
+PostgreSQL, then times the impact preview of a candidate policy (the benchmark policy with
+changed points, validity periods, a cap and the objection period) from the operational
+store to the finished report, in process, as `credo policy preview` runs it. In the same
+run it times the reference DuckDB rescore of ../shared/reference-bench (its own data, its
+own SQL), so the preview's figure comes with a ratio measured side by side.
+
+Run from the repository root with the project's interpreter:
+
+    .venv/bin/python bench/bench_preview.py --subjects 20000 --records 200000
+    .venv/bin/python bench/bench_preview.py --keep-data            # full scale, kept
+
+It checks the preview's answer (the "before" side equals the stored standings; the
+candidate's scores equal a rescore done by activating it on a copy, at small scale with
+--verify-activation), never how fast it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_register as br
+from credo.bootstrap import build_register
+from credo.domain.policy_load import load_policy
+from credo.services.policies import activate_policy
+from credo.services.preview import Engine, Preview, preview_policy, preview_standings
+from credo.services.register import Register
+from credo.store import preview_duckdb
+from credo.synthetic import Shape
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
+REFERENCE_COPY = br.DATA / "reference-bench"
+OUT = HERE / "out"
+TODAY = br.TODAY
+log = br.log
+
+
+def _home(kind: str, shape: Shape) -> Path:
+    """Each size keeps its own register (the full scale under the plain name)."""
+    full = (shape.subjects, shape.records, shape.seed) == (1_000_000, 10_000_000, 2026)
+    suffix = "" if full else f"-{shape.subjects}-{shape.records}-s{shape.seed}"
+    return br.DATA / f"preview-{kind}{suffix}"
+
+
+class PreviewSqlite(br.SqliteEngine):
+    """The preview benchmark's own SQLite register (kept apart from bench_register's)."""
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.home = _home("sqlite", shape)
+        self.db = self.home / "credo.sqlite3"
+
+
+class PreviewPostgres(br.PostgresEngine):
+    """The preview benchmark's own PostgreSQL database."""
+
+    def __init__(self, url: str, shape: Shape) -> None:
+        super().__init__(url)
+        self.home = _home("postgres", shape)
+
+
+def marker(engine: br.Engine) -> Path:
+    """The file that says a kept register is complete, and of which shape."""
+    return engine.home / "preview-register.json"
+
+
+def build(engine: br.Engine, shape: Shape, subjects_csv: Path, records_csv: Path) -> float:
+    """A complete register through credo's own commands, or the kept one; returns import s."""
+    wanted = {"subjects": shape.subjects, "records": shape.records, "seed": shape.seed}
+    done = marker(engine)
+    if done.exists():
+        kept = json.loads(done.read_text(encoding="utf-8"))
+        if {k: kept.get(k) for k in wanted} == wanted:
+            log(f"{engine.name}: reusing the kept register ({done})")
+            return float(kept.get("import_s", 0.0))
+    log(f"{engine.name}: fresh database, policy, subjects")
+    engine.prepare()
+    env = engine.env()
+    br.credo(["init", "--policy", str(br.POLICY)], env, "credo init --policy")
+    br.credo(["subjects", "import", str(subjects_csv)], env, "credo subjects import")
+    log(f"{engine.name}: credo import of {shape.records:,} records")
+    child = br.credo(["import", str(records_csv), "--authority", br.AUTHORITY], env, "credo import")
+    counts = br.parse_import(child.stdout)
+    if counts["stored"] != shape.records:
+        raise SystemExit(f"{engine.name}: credo import stored {counts}, not {shape.records}")
+    log(f"{engine.name}: credo import {child.seconds:.1f} s")
+    engine.after_load()
+    done.write_text(
+        json.dumps({**wanted, "import_s": round(child.seconds, 1)}) + "\n", encoding="utf-8"
+    )
+    return child.seconds
+
+
+# ----------------------------------------------------------------------------- candidate
+
+
+def candidate_text(policy_text: str) -> str:
+    """The benchmark policy with the kinds of change a policy review makes: points, caps,
+    validity periods (longer and shorter), the objection period and a grade band."""
+    changes = [
+        ('version = "2026.1"', 'version = "2026.2-preview"'),
+        ('objection_period = "P30D"', 'objection_period = "P20D"'),
+        (
+            'points = -100\nvalid_for = "P2Y"\ncap = -200',
+            'points = -120\nvalid_for = "P3Y"\ncap = -240',
+        ),
+        (
+            'points = -60\nvalid_for = "P1Y"\ncap = -120',
+            'points = -60\nvalid_for = "P2Y"\ncap = -120',
+        ),
+        (
+            'points = -30\nvalid_for = "P6M"\ncap = -60',
+            'points = -40\nvalid_for = "P4M"\ncap = -80',
+        ),
+        ('points = 15\nvalid_for = "P1Y"\ncap = 45', 'points = 10\nvalid_for = "P1Y"\ncap = 30'),
+        ("min = 920", "min = 940"),
+    ]
+    text = policy_text
+    for old, new in changes:
+        if old not in text:
+            raise SystemExit(f"bench policy changed: cannot find {old!r} to make the candidate")
+        text = text.replace(old, new, 1)
+    return text
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def reference_rescore(runs: int) -> dict[str, Any]:
+    """The reference DuckDB rescore (its bench_duckdb.py) on a copy of the reference bench
+    with its own data and environment; returns its figures."""
+    python = os.environ.get("REFBENCH_PYTHON", "/tmp/refbench/bin/python")
+    if not Path(python).exists():
+        raise SystemExit(
+            f"no reference environment at {python}: see ../shared/reference-bench/README.md "
+            "(python -m venv /tmp/refbench; pip install numpy pyarrow duckdb) or set "
+            "REFBENCH_PYTHON"
+        )
+    REFERENCE_COPY.mkdir(parents=True, exist_ok=True)
+    for source in REFERENCE.glob("*.py"):
+        shutil.copy2(source, REFERENCE_COPY / source.name)
+    (REFERENCE_COPY / "data").mkdir(exist_ok=True)
+    if not (REFERENCE_COPY / "data" / "reference.json").exists():
+        log("reference: generating its data (gen_data.py)")
+        subprocess.run([python, "gen_data.py"], cwd=REFERENCE_COPY, check=True)
+    medians = []
+    for n in range(runs):
+        log(f"reference: DuckDB rescore, run {n + 1}/{runs} (bench_duckdb.py, 3 timings each)")
+        subprocess.run(
+            [python, "bench_duckdb.py"], cwd=REFERENCE_COPY, check=True, capture_output=True
+        )
+        result = json.loads((REFERENCE_COPY / "results" / "duckdb.json").read_text())
+        medians.append(result["rescore_table"]["median_s"])
+    return {
+        "engine": result["engine"],
+        "threads": result["threads"],
+        "rescore_table_medians_s": medians,
+        "rescore_table_s": round(statistics.median(medians), 3),
+    }
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds taken by fn(), and its result."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def comparable(report: Preview) -> dict[str, Any]:
+    """A report without the note naming its engine."""
+    data = report.to_json()
+    data["notes"] = [n for n in data["notes"] if not n.startswith("scored by DuckDB")]
+    return data
+
+
+def bench_preview(
+    register: Register, candidate: str, runs: int, database_runs: int, figures: dict[str, Any]
+) -> list[str]:
+    """Time the preview every way; returns the problems found."""
+    problems: list[str] = []
+
+    def cold(fairness: bool) -> Preview:
+        preview_duckdb.forget()  # nothing cached: from the operational store to the report
+        return preview_policy(register, candidate, engine=Engine.DUCKDB, with_fairness=fairness)
+
+    plans: list[tuple[str, Callable[[], Preview], int]] = [
+        ("duckdb_cold_s", lambda: cold(False), runs),
+        ("duckdb_cold_fairness_s", lambda: cold(True), runs),
+        (
+            "duckdb_warm_s",
+            lambda: preview_policy(register, candidate, engine=Engine.DUCKDB, with_fairness=False),
+            runs,
+        ),
+        (
+            "database_s",
+            lambda: preview_policy(
+                register, candidate, engine=Engine.DATABASE, with_fairness=False
+            ),
+            database_runs,
+        ),
+    ]
+    reports: dict[str, Preview] = {}
+    for key, fn, count in plans:
+        times = []
+        for n in range(count):
+            log(f"  {key}: run {n + 1}/{count}")
+            seconds, reports[key] = timed(fn)
+            times.append(seconds)
+            log(f"  {key}: {seconds:.2f} s")
+        if times:
+            figures[key] = round(statistics.median(times), 3)
+            figures[key.removesuffix("_s") + "_runs_s"] = [round(t, 3) for t in times]
+    base = comparable(reports["duckdb_cold_s"])
+    figures["subjects"] = base["subjects"]
+    figures["score_changed"] = base["score_changed"]
+    figures["grade_changed"] = base["grade_changed"]
+    for key, report in reports.items():
+        if key != "duckdb_cold_fairness_s" and comparable(report) != base:
+            problems.append(f"{key}: the report differs from the cold DuckDB one")
+    return problems
+
+
+def verify_activation(register: Register, base: str, candidate: str) -> list[str]:
+    """Activate the candidate and compare every stored standing with the preview; then
+    activate the base policy again. Rewrites the kept register's standings."""
+    from sqlalchemy import text
+
+    sides = preview_standings(register, candidate, engine=Engine.DUCKDB)
+    activate_policy(register, candidate, actor="bench", comment="bench_preview check")
+    with register.read() as conn:
+        stored = {
+            r[0]: (int(r[1]), str(r[2]), str(r[3]), str(r[4]))
+            for r in conn.execute(
+                text("SELECT subject_id, score, grade, lists, measures FROM standings")
+            )
+        }
+    activate_policy(register, base, actor="bench", comment="bench_preview restores the base")
+    wrong = sum(1 for sid, (_, after) in sides.items() if stored.get(sid) != after)
+    if wrong or len(stored) != len(sides):
+        return [f"activation: {wrong} of {len(sides)} subjects differ from the preview"]
+    log(f"activation matched the preview for all {len(sides):,} subjects")
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, default=10_000_000)
+    parser.add_argument("--engines", default="sqlite,postgres", help="comma-separated")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/credo_preview_bench",
+        help="database to create and drop (it must not hold anything you need)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="DuckDB preview runs (median)")
+    parser.add_argument(
+        "--database-runs", type=int, default=1, help="runs of the in-database preview"
+    )
+    parser.add_argument("--reference-runs", type=int, default=2, help="reference runs")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--keep-data", action="store_true", help="keep (and reuse) the registers")
+    parser.add_argument("--build-only", action="store_true", help="build the registers and stop")
+    parser.add_argument(
+        "--verify-activation",
+        action="store_true",
+        help="also activate the candidate and compare every standing (slow at full scale)",
+    )
+    args = parser.parse_args(argv)
+    names = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(names) - {"sqlite", "postgres"}
+    if unknown or not names:
+        parser.error(f"unknown engines: {', '.join(sorted(unknown)) or '(none)'}")
+    policy_text = br.POLICY.read_text(encoding="utf-8")
+    policy = load_policy(policy_text, str(br.POLICY))
+    candidate = candidate_text(policy_text)
+    load_policy(candidate, "candidate")
+    shape = Shape(subjects=args.subjects, records=args.records, today=TODAY, seed=args.seed)
+    subjects_csv, records_csv = br.generate(policy, shape, policy_text)
+
+    results: dict[str, Any] = {}
+    problems: list[str] = []
+    engines: list[br.Engine] = [
+        PreviewSqlite(shape) if name == "sqlite" else PreviewPostgres(args.pg_url, shape)
+        for name in names
+    ]
+    try:
+        for engine in engines:
+            results[engine.name] = {"import_s": build(engine, shape, subjects_csv, records_csv)}
+        if args.build_only:
+            return 0
+        reference = {"before": reference_rescore(args.reference_runs)}
+        for engine in engines:
+            log(f"{engine.name}: preview of {candidate.splitlines()[0] or 'the candidate'}")
+            register = build_register(engine.settings())
+            try:
+                figures = results[engine.name]
+                problems += [
+                    f"{engine.name}: {p}"
+                    for p in bench_preview(
+                        register, candidate, args.runs, args.database_runs, figures
+                    )
+                ]
+                if args.verify_activation:
+                    problems += [
+                        f"{engine.name}: {p}"
+                        for p in verify_activation(register, policy_text, candidate)
+                    ]
+            finally:
+                preview_duckdb.forget()
+                register.engine.dispose()
+        reference["after"] = reference_rescore(args.reference_runs)
+    finally:
+        if not args.keep_data and not args.build_only:
+            for engine in engines:
+                engine.remove()
+    medians = (
+        reference["before"]["rescore_table_medians_s"]
+        + reference["after"]["rescore_table_medians_s"]
+    )
+    ref_s = round(statistics.median(medians), 3)
+    for figures in results.values():
+        for key in ("duckdb_cold_s", "duckdb_cold_fairness_s", "duckdb_warm_s", "database_s"):
+            if key in figures:
+                figures[key.removesuffix("_s") + "_ratio"] = round(figures[key] / ref_s, 2)
+    report = {
+        "shape": {"subjects": shape.subjects, "records": shape.records, "seed": shape.seed},
+        "reference_duckdb_rescore_s": ref_s,
+        "reference": reference,
+        "credo": results,
+        "problems": problems,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "at": datetime.now().isoformat(timespec="seconds"),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results-preview.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+    print()
+    print(f"policy preview: {shape.subjects:,} subjects, {shape.records:,} records")
+    print(f"reference DuckDB rescore (median of {len(medians)} medians): {ref_s:.3f} s")
+    rows = [
+        ("DuckDB preview, cold (store -> report), s", "duckdb_cold_s"),
+        ("  ratio to reference", "duckdb_cold_ratio"),
+        ("DuckDB preview, cold, with fairness, s", "duckdb_cold_fairness_s"),
+        ("  ratio to reference", "duckdb_cold_fairness_ratio"),
+        ("DuckDB preview, snapshot reused, s", "duckdb_warm_s"),
+        ("  ratio to reference", "duckdb_warm_ratio"),
+        ("in-database preview (SQL), s", "database_s"),
+        ("  ratio to reference", "database_ratio"),
+        ("subjects changing score", "score_changed"),
+        ("subjects changing grade", "grade_changed"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"{'':<{width}}" + "".join(f"{name:>12}" for name in results))
+    for label, key in rows:
+        cells = "".join(f"{results[n].get(key, '-')!s:>12}" for n in results)
+        print(f"{label:<{width}}{cells}")
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
