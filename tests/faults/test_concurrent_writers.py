@@ -1,11 +1,12 @@
 """Concurrent filings, objections and decisions on the same subjects (issue 6, faults).
 
 Ten HTTP clients hit one real `credo serve` at once: authorities file records on the same
-three subjects (each reference sent twice at the same moment, as a retry would be), the
-subjects object to their records (each objection sent twice too), and two reviewers race to
-decide the same open cases. Afterwards every stored standing equals a fresh rescore by the
-pure scorer (no lost update), each reference is stored once, each record has at most one
-objection, each case was decided once, and the audit chain verifies.
+three subjects (each reference sent by every filer, as a retry would be), the subjects
+object to their records (one of them from two sessions at once), two reviewers race to
+decide the same open cases, and then two admins create the same accounts. Afterwards every
+stored standing equals a fresh rescore by the pure scorer (no lost update), each reference
+is stored once, each record has one objection, each case one decision, each account exists
+once, and the audit chain verifies.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def test_concurrent_writers_leave_every_standing_equal_to_a_fresh_rescore(
         add_user(register, sid, PASSWORD, "subject", subject_id=sid, actor="test")
     for name in ("rev-a", "rev-b"):
         add_user(register, name, PASSWORD, "reviewer", actor="test")
+    for name in ("admin-a", "admin-b"):
+        add_user(register, name, PASSWORD, "admin", actor="test")
 
     rng = random.Random(6)
     plan = planned_filings(rng)
@@ -187,6 +190,7 @@ def test_concurrent_writers_leave_every_standing_equal_to_a_fresh_rescore(
         for thread in threads[-2:]:
             thread.join(timeout=120)
         assert not any(t.is_alive() for t in threads), "a client hung"
+        accounts = _two_admins_create_the_same_accounts(base)
         assert server.process.poll() is None, server.output()
 
     assert outcomes.failures == [], outcomes.failures[:5]
@@ -234,9 +238,44 @@ def test_concurrent_writers_leave_every_standing_equal_to_a_fresh_rescore(
     for case_id, answers in outcomes.decided.items():
         assert answers.count(200) == 1, (case_id, answers)
 
+    # Two admins creating the same account at once: one 201, one 409 (a lost uniqueness
+    # race is a conflict, never a 5xx), and the account exists once.
+    for username, answers in accounts.items():
+        assert sorted(answers) == [201, 409], (username, answers)
+    with register.read() as conn:
+        made = conn.execute(
+            text("SELECT username, count(*) FROM users WHERE username LIKE 'race-%' GROUP BY 1")
+        ).all()
+    assert dict(made) == dict.fromkeys(accounts, 1)
+
     assert standings_match_a_fresh_rescore(register) == []
     verification = verify_audit(register)
     assert verification.ok, verification.problems[:5]
+
+
+def _two_admins_create_the_same_accounts(base: str, count: int = 4) -> dict[str, list[int]]:
+    """Two admin sessions send the same new accounts at the same moment; the statuses."""
+    answers: dict[str, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+    together = threading.Barrier(2)
+
+    def admin(name: str) -> None:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            login = client.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            for n in range(count):
+                account = {"username": f"race-{n}", "password": PASSWORD, "role": "reviewer"}
+                together.wait(timeout=60)
+                response = client.post("/v1/users", json=account)
+                with lock:
+                    answers[account["username"]].append(response.status_code)
+
+    threads = [threading.Thread(target=admin, args=(n,)) for n in ("admin-a", "admin-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return dict(answers)
 
 
 def _case_id(payload: str) -> int:
