@@ -66,7 +66,9 @@ def test_a_record_that_is_not_published_today_is_not_found(web: Web) -> None:
 
 def test_an_open_objection_takes_the_record_off_the_register(web: Web) -> None:
     with web.register.engine.connect() as conn:
-        record_id = conn.execute(text("SELECT id FROM records WHERE reference = 'C-1'")).scalar()
+        record_id = conn.execute(
+            text("SELECT id FROM records WHERE reference = 'C-1'")
+        ).scalar_one()
     object_to_record(web.register, "s-001", int(record_id), "I complied with the order", None)
     assert web.client.get(C1).status_code == 404
     assert f'href="{C1}"' not in web.client.get("/register?q=person").text
