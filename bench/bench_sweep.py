@@ -127,7 +127,7 @@ def import_register(
                 "register_state",
             ):
                 conn.execute(text(f"DELETE FROM {table}"))
-    activate_policy(register, policy_text, actor="bench")
+    activate_policy(register, policy_text, actor="bench", comment="bench")
     log("importing subjects and records")
     with subjects_csv.open("rb") as stream:
         import_subjects(
