@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import PROBLEM, Api, assert_problem
+from tests.factories import WORKED_POLICY
 from tests.api.conftest_due import (
     ATTACHMENT,
     PASSWORD,
@@ -63,6 +64,15 @@ EXPECTED: dict[tuple[str, str], tuple[Status, ...]] = {
     ("GET",  "/v1/cases/{case_id}/attachment"):     (401, 403, 403, 200, 403, 403, 403),
     ("POST", "/v1/cases/{case_id}/decision"):       (401, 403, 403, 200, 403, 403, 403),
     ("POST", "/v1/users"):                          (401, 403, 403, 403, 201, 403, 403),
+    ("POST", "/v1/policies/preview"):               (401, 403, 403, 403, 200, E,   403),
+    # The court's only purpose (tax-check) sees no lists and is no promotion review.
+    ("GET",  "/v1/lists/{list_id}/members"):        (401, 403, 403, 403, 403, 403, 403),
+    ("POST", "/v1/promotions/review"):              (401, 403, 403, 403, 403, 403, 403),
+    ("GET",  "/v1/measures"):                       (401, 403, 403, 403, 403, 200, 200),
+    ("GET",  "/v1/measures/changes"):               (401, 403, 403, 403, 403, 200, 200),
+    ("POST", "/v1/checks"):                         (401, 403, 403, 403, 403, 200, 200),
+    ("GET",  "/v1/public/lists/{list_id}"):         (200, 200, 200, 200, 200, 200, 200),
+    ("GET",  "/v1/public/search"):                  (200, 200, 200, 200, 200, 200, 200),
     # Public, and last: logging in replaces the caller's cookie, logging out ends it.
     ("POST", "/v1/auth/login"):                     (200, 200, 200, 200, 200, 200, 200),
     ("POST", "/v1/auth/logout"):                    (204, 204, 204, 204, 204, 204, 204),
@@ -145,6 +155,26 @@ def requests_for(w: World, role: str) -> dict[tuple[str, str], dict[str, Any]]:
                 "subject_id": "s-003",
             },
         },
+        ("POST", "/v1/policies/preview"): {
+            "url": "/v1/policies/preview",
+            "json": {"policy": WORKED_POLICY.replace('version = "1"', 'version = "2"')},
+        },
+        ("GET", "/v1/lists/{list_id}/members"): {
+            "url": "/v1/lists/dishonest/members",
+            "params": {"purpose": "tax-check"},
+        },
+        ("POST", "/v1/promotions/review"): {
+            "url": "/v1/promotions/review",
+            "json": {"candidates": [{"subject_id": "s-001", "performance": 70}]},
+        },
+        ("GET", "/v1/measures"): {"url": "/v1/measures"},
+        ("GET", "/v1/measures/changes"): {"url": "/v1/measures/changes", "params": {"since": 0}},
+        ("POST", "/v1/checks"): {
+            "url": "/v1/checks",
+            "json": {"purpose": "tax-check", "subject_ids": ["s-001", "s-002"]},
+        },
+        ("GET", "/v1/public/lists/{list_id}"): {"url": "/v1/public/lists/dishonest"},
+        ("GET", "/v1/public/search"): {"url": "/v1/public/search", "params": {"q": "person"}},
         ("POST", "/v1/auth/login"): {
             "url": "/v1/auth/login",
             "json": {"username": "wang.wei", "password": PASSWORD},
