@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -32,119 +31,27 @@ from credo.domain.fairness import FairnessReport, FairnessRow, fairness
 from credo.domain.policy import Policy
 from credo.domain.policy_load import load_policy, policy_digest
 from credo.domain.scoring import ExplanationLine, Standing, compute_standing
+from credo.services.preview_report import (
+    HistogramBin,
+    MembershipChange,
+    Preview,
+    ScoreChange,
+)
 from credo.services.register import Register
 from credo.store import preview_duckdb, preview_sql, repository
 from credo.store.tables import policy_versions
 
 BINS = 20
 LARGEST = 20
-
-
-@dataclass(frozen=True)
-class MembershipChange:
-    """Who enters and who leaves one list, or starts and stops one measure."""
-
-    id: str
-    kind: str  # list: red | black; measure: reward | sanction
-    authority: str | None  # the measure's authority (None for a list)
-    entered: list[str]
-    left: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        """Counts and every subject id."""
-        names = ("started", "stopped") if self.authority is not None else ("entered", "left")
-        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
-        if self.authority is not None:
-            out["authority"] = self.authority
-        out[names[0]] = {"count": len(self.entered), "subjects": self.entered}
-        out[names[1]] = {"count": len(self.left), "subjects": self.left}
-        return out
-
-
-@dataclass(frozen=True)
-class HistogramBin:
-    """Subjects scoring low..high (inclusive) before and after."""
-
-    low: int
-    high: int
-    before: int
-    after: int
-
-
-@dataclass(frozen=True)
-class ScoreChange:
-    """One of the largest score changes, with both standings from the pure scorer."""
-
-    subject_id: str
-    before: Standing
-    after: Standing
-    reasons: list[str]
-
-    @property
-    def delta(self) -> int:
-        """Score after minus score before."""
-        return self.after.score - self.before.score
-
-    def to_json(self) -> dict[str, Any]:
-        """Both standings (with their explanations) and the reasons in words."""
-        return {
-            "subject_id": self.subject_id,
-            "delta": self.delta,
-            "reasons": self.reasons,
-            "before": _side(self.before),
-            "after": _side(self.after),
-        }
-
-
-def _side(standing: Standing) -> dict[str, Any]:
-    data = standing.to_json()
-    return {k: data[k] for k in ("score", "grade", "lists", "measures", "explanation")}
-
-
-@dataclass
-class Preview:
-    """The impact of activating `candidate` instead of keeping `active`, as of one day."""
-
-    as_of: date
-    active: str
-    candidate: str
-    subjects: int
-    score_changed: int
-    grade_changed: int
-    mean_before: float
-    mean_after: float
-    grades_before: list[str]
-    grades_after: list[str]
-    grade_matrix: dict[str, dict[str, int]]
-    lists: list[MembershipChange]
-    measures: list[MembershipChange]
-    histogram: list[HistogramBin]
-    largest: list[ScoreChange]
-    notes: list[str] = field(default_factory=list)
-    fairness: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The whole report as JSON-ready data (the API's response body)."""
-        return {
-            "as_of": self.as_of.isoformat(),
-            "active": self.active,
-            "candidate": self.candidate,
-            "subjects": self.subjects,
-            "score_changed": self.score_changed,
-            "grade_changed": self.grade_changed,
-            "mean_score": {"before": self.mean_before, "after": self.mean_after},
-            "grades": {"before": self.grades_before, "after": self.grades_after},
-            "grade_matrix": self.grade_matrix,
-            "lists": [c.to_json() for c in self.lists],
-            "measures": [c.to_json() for c in self.measures],
-            "histogram": [
-                {"low": b.low, "high": b.high, "before": b.before, "after": b.after}
-                for b in self.histogram
-            ],
-            "largest_changes": [c.to_json() for c in self.largest],
-            "fairness": self.fairness,
-            "notes": self.notes,
-        }
+__all__ = [
+    "Engine",
+    "HistogramBin",
+    "MembershipChange",
+    "Preview",
+    "ScoreChange",
+    "preview_policy",
+    "preview_standings",
+]
 
 
 class Engine(StrEnum):
@@ -180,20 +87,34 @@ def preview_policy(
     with _snapshot_transaction(register) as conn:
         _, active = register.active_policy(conn)
         notes = _notes(conn, active, candidate, text_, day, register.clock.today())
-        run: preview_sql.Run
-        if _use_duckdb(engine):
-            snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
-            snap.compare(active, candidate, day)
-            run = snap.run
-            notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
-        else:
-            preview_sql.compare(conn, active, candidate, day)
-            run = preview_sql.runner(conn)
-        report = _report(conn, run, active, candidate, day, largest)
-        report.notes = notes
-        if with_fairness:
-            report.fairness = _fairness(run, active, candidate)
+        with _scorer(register, conn, engine, active, candidate, day) as run:
+            if _use_duckdb(engine):
+                notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
+            report = _report(conn, run, active, candidate, day, largest)
+            report.notes = notes
+            if with_fairness:
+                report.fairness = _fairness(run, active, candidate)
     return report
+
+
+@contextmanager
+def _scorer(
+    register: Register,
+    conn: Connection,
+    engine: Engine,
+    active: Policy,
+    candidate: Policy,
+    day: date,
+) -> Iterator[preview_sql.Run]:
+    """Both scorings done; yields the query runner over the comparison table."""
+    if _use_duckdb(engine):
+        snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
+        with snap.lock:
+            snap.compare(active, candidate, day)
+            yield snap.run
+    else:
+        preview_sql.compare(conn, active, candidate, day)
+        yield preview_sql.runner(conn)
 
 
 def _use_duckdb(engine: Engine) -> bool:
@@ -373,6 +294,10 @@ def _memberships(
     }
     list_ids = _union([r.id for r in candidate.lists], [r.id for r in active.lists])
     measure_ids = _union([m.id for m in candidate.measures], [m.id for m in active.measures])
+    for table in (lists, measures):
+        for entered, left in table.values():
+            entered.sort()
+            left.sort()
     return (
         [MembershipChange(i, list_kinds[i], None, *lists.get(i, ([], []))) for i in list_ids],
         [MembershipChange(i, *measure_info[i], *measures.get(i, ([], []))) for i in measure_ids],
@@ -460,17 +385,11 @@ def preview_standings(
     with _snapshot_transaction(register) as conn:
         _, active = register.active_policy(conn)
         run: preview_sql.Run
-        if _use_duckdb(engine):
-            snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
-            snap.compare(active, candidate, day)
-            run = snap.run
-        else:
-            preview_sql.compare(conn, active, candidate, day)
-            run = preview_sql.runner(conn)
-        return {
-            str(r[0]): (
-                (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
-                (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
-            )
-            for r in preview_sql.all_rows(run)
-        }
+        with _scorer(register, conn, engine, active, candidate, day) as run:
+            return {
+                str(r[0]): (
+                    (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
+                    (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
+                )
+                for r in preview_sql.all_rows(run)
+            }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -88,22 +88,27 @@ def _typed(table: str, sqlite: bool) -> str:
 
 @dataclass
 class Snapshot:
-    """The scoring columns of the register at one audit head, as DuckDB tables."""
+    """The scoring columns of the register at one audit head, as DuckDB tables.
+
+    A preview holds `lock` from `compare` to its last query: previews sharing the snapshot
+    take turns, so none reads another's comparison table.
+    """
 
     url: str
     head: int
     duck: Any  # duckdb.DuckDBPyConnection
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def run(self, sql: str) -> Sequence[Sequence[Any]]:
         """Rows of a query on the snapshot."""
-        with _LOCK:
+        with self.lock:
             rows: list[Any] = self.duck.execute(sql).fetchall()
         return rows
 
     def compare(self, active: Policy, candidate: Policy, as_of: date) -> None:
         """Both scorings and the comparison table `credo_preview`, in DuckDB."""
         before, after, joined = preview_sql.comparison_sql("duckdb", active, candidate, as_of)
-        with _LOCK:
+        with self.lock:
             for name in ("credo_preview_before", "credo_preview_after", preview_sql.TABLE):
                 self.duck.execute(f"DROP TABLE IF EXISTS {name}")
             self.duck.execute(f"CREATE TABLE credo_preview_before AS {before}")
@@ -113,7 +118,7 @@ class Snapshot:
             self.duck.execute("DROP TABLE credo_preview_after")
 
 
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards the cache
 _cache: dict[str, Snapshot] = {}
 
 

@@ -190,7 +190,7 @@ def membership_changes(run: Run) -> Sequence[Sequence[Any]]:
     a_measures."""
     return run(
         f"SELECT subject_id, b_lists, a_lists, b_measures, a_measures FROM {TABLE} "
-        "WHERE b_lists <> a_lists OR b_measures <> a_measures ORDER BY subject_id"
+        "WHERE b_lists <> a_lists OR b_measures <> a_measures"
     )
 
 
