@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from credo.services.accounts import add_user
 from credo.services.policies import activate_policy
-from tests.factories import WORKED_POLICY, file_rows, record
+from credo.services.subjects import import_subjects
+from tests.factories import WORKED_POLICY, file_rows, record, rows, subject
 from tests.web.conftest import Web
 
 RECORD = {
@@ -280,6 +281,45 @@ def test_measures_show_the_changes_until_marked_seen(hr: Web) -> None:
     page = web.client.get("/department/measures")
     assert 'id="changes-count"><strong>1</strong> started' in page.text
     assert "s-003" in page.text
+
+
+def test_a_json_lines_upload_is_filed_like_a_csv(web: Web) -> None:
+    web.login("court")
+    token = web.csrf("/department/imports")
+    line = '{"reference": "J-1", "subject_id": "s-002", "category": "court.order_defiance", '
+    line += '"decided_on": "2026-02-01", "legal_basis": "CPL art. 262"}\n'
+    sent = web.client.post(
+        "/department/imports",
+        data={"csrf_token": token, "format": "jsonl"},
+        files={"file": ("records.txt", line.encode(), "application/octet-stream")},
+    )
+    assert sent.status_code == 200, sent.text
+    assert 'id="stored">1<' in sent.text and "Download the refused rows" not in sent.text
+
+
+def test_the_measures_tables_page(hr: Web) -> None:
+    web = hr
+    people = [subject(n) for n in range(4, 26)]
+    import_subjects(web.register, rows(people), actor="test", source="more")
+    file_rows(
+        web.register,
+        "city-court",
+        [
+            record(f"M-{n}", f"s-{n:03d}", "court.order_defiance", date(2026, 2, 1))
+            for n in range(4, 26)
+        ],
+    )  # 22 more people on the dishonest list: 23 under hr.no_promotion
+    first = web.client.get("/department/measures")
+    applying = first.text.split('id="current-title"', 1)[1]
+    assert applying.count("<tr><td>s-") == 20 and 'rel="next"' in applying
+    after = re.search(r'href="(/department/measures\?after=[^"]+)"', applying)
+    assert after
+    rest = web.client.get(html.unescape(after.group(1))).text.split('id="current-title"', 1)[1]
+    assert rest.count("<tr><td>s-") == 3 and "First page" in rest
+    changes = first.text.split('id="current-title"', 1)[0]
+    assert "23 rows" in changes and "page 1 of 2" in changes
+    second = web.client.get("/department/measures?c_page=2").text.split('id="current-title"')[0]
+    assert second.count("started</span>") == 3
 
 
 @pytest.mark.parametrize(
