@@ -187,7 +187,10 @@ def write_snapshot(
     Call inside one read transaction (REPEATABLE READ on PostgreSQL) so the tables agree.
     The directory must be new or empty: a snapshot never mixes with older files.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConflictError(f"cannot write a snapshot to {directory}: {exc.strerror}") from None
     if any(directory.iterdir()):
         raise ConflictError(f"{directory} is not empty: a snapshot needs a new or empty directory")
     active = conn.execute(
