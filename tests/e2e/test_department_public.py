@@ -144,6 +144,36 @@ def login(tab: Tab, username: str) -> None:
     tab.page.wait_for_load_state()
 
 
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => el.type !== 'hidden' && !(el.labels && el.labels.length))
+  .map(el => el.name || el.id)"""
+
+
+def assert_labelled(tab: Tab) -> None:
+    """Every visible form control of the page has a <label>."""
+    assert tab.page.evaluate(UNLABELLED) == [], tab.page.url
+
+
+def test_every_department_form_control_is_labelled_and_reachable_by_keyboard(tab: Tab) -> None:
+    page = tab.page
+    login(tab, "court")
+    for path in ("/department/records/new", "/department/imports", "/department/lookup"):
+        tab.go(path)
+        assert_labelled(tab)
+    tab.go("/register")
+    assert_labelled(tab)
+    tab.go("/department/records/new")
+    names = []
+    for _ in range(40):  # forwards through the whole form and out of it: no trap
+        page.keyboard.press("Tab")
+        names.append(page.evaluate("document.activeElement.name || document.activeElement.tagName"))
+        if names[-1] == "A" and "summary" in names:
+            break
+    fields = ["reference", "subject_id", "category", "decided_on", "occurred_on", "legal_basis"]
+    assert list(dict.fromkeys(n for n in names if n in fields)) == fields, names
+    assert names[-1] == "A", names  # past the button, into the footer's link
+
+
 def test_a_department_files_a_record_checked_as_it_types(tab: Tab) -> None:
     page = tab.page
     login(tab, "court")
