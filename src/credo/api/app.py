@@ -12,6 +12,7 @@ from credo.api import (
     auth,
     cases,
     checks,
+    docs,
     errors,
     lists,
     me,
@@ -65,7 +66,8 @@ def create_app(
         title="credo",
         version=__version__,
         summary="An integrity register for public institutions, with due process built in.",
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.register = register
     app.state.session_hours = session_hours or settings.session_hours
@@ -73,6 +75,7 @@ def create_app(
         public_per_minute or settings.public_requests_per_minute
     )
     errors.install(app)
+    docs.install(app)
     app.include_router(records.router)
     app.include_router(standing.router)
     app.include_router(auth.router)

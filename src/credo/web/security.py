@@ -2,7 +2,7 @@
 
 The Content-Security-Policy allows scripts and styles from credo itself only: no inline
 script, no CDN. Two kinds of page are not credo's own markup and get a policy of their own:
-the OpenAPI explorer at /docs (FastAPI's page loads Swagger UI from its CDN with one inline
+the OpenAPI explorer at /docs (Swagger UI served by credo itself, with one inline
 script, allowed by its hash) and the printable file (`/v1/me/file?format=html`, whose inline
 style is allowed by its hash). No user input reaches those inline blocks.
 """
@@ -22,7 +22,6 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-_DOCS_CDN = "https://cdn.jsdelivr.net"
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -44,12 +43,11 @@ def _hashes(pattern: re.Pattern[bytes], body: bytes) -> list[str]:
 
 
 def docs_csp(body: bytes) -> str:
-    """The policy for FastAPI's API explorer: its CDN, and its inline script by hash."""
+    """The policy for the API explorer (served by credo): its inline script by hash."""
     scripts = " ".join(_hashes(_SCRIPT, body))
     return (
-        f"default-src 'self'; script-src 'self' {_DOCS_CDN} {scripts}; "
-        f"style-src 'self' {_DOCS_CDN} 'unsafe-inline'; "
-        f"img-src 'self' data: {_DOCS_CDN} https://fastapi.tiangolo.com; connect-src 'self'; "
+        f"default-src 'self'; script-src 'self' {scripts}; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 
