@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import text
@@ -149,7 +150,7 @@ def grade_matrix(run: Run) -> list[tuple[str, str, int]]:
 
 @dataclass(frozen=True)
 class Bins:
-    """Fixed histogram bins of `width` points from `low` to `high` (inclusive)."""
+    """Fixed histogram bins of `width` points from `low`; the last bin ends at `high`."""
 
     low: int
     high: int
@@ -157,31 +158,34 @@ class Bins:
 
     @classmethod
     def across(cls, low: int, high: int, count: int) -> Bins:
-        """`count` equal bins (the last may be narrower) covering low..high."""
-        span = high - low + 1
-        return cls(low, high, max(1, -(-span // count)))
+        """At most `count` bins of one width covering low..high (e.g. 0-99 ... 1900-2000)."""
+        return cls(low, high, max(1, -(-(high - low) // count)))
+
+    @property
+    def count(self) -> int:
+        """How many bins there are."""
+        return max(1, -(-(self.high - self.low) // self.width))
 
     @property
     def edges(self) -> list[tuple[int, int]]:
         """(first, last) score of each bin."""
-        out, start = [], self.low
-        while start <= self.high:
-            out.append((start, min(start + self.width - 1, self.high)))
-            start += self.width
-        return out
+        starts = [self.low + i * self.width for i in range(self.count)]
+        return [(a, b - 1) for a, b in pairwise(starts)] + [(starts[-1], self.high)]
 
 
 def histogram(run: Run, bins: Bins) -> list[tuple[int, int]]:
     """Subjects per bin before and after, one (before, after) pair per bin."""
     counts = [[0, 0] for _ in bins.edges]
+    last = bins.count - 1
     for side, column in enumerate(("b_score", "a_score")):
         # Scores are NUMERIC on PostgreSQL (a SUM of counts) and `/` divides exactly in
         # DuckDB: subtracting the remainder first makes the division exact everywhere.
         v = f"CAST({column} - {bins.low} AS INTEGER)"
-        index = f"CAST(({v} - {v} % {bins.width}) / {bins.width} AS INTEGER)"
+        raw = f"CAST(({v} - {v} % {bins.width}) / {bins.width} AS INTEGER)"
+        index = f"CASE WHEN {raw} > {last} THEN {last} ELSE {raw} END"
         sql = f"SELECT {index}, COUNT(*) FROM {TABLE} GROUP BY {index}"
         for found, n in run(sql):
-            counts[int(found)][side] = int(n)
+            counts[int(found)][side] += int(n)
     return [(b, a) for b, a in counts]
 
 
