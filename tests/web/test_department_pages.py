@@ -185,6 +185,13 @@ def test_an_upload_without_a_usable_file_is_an_error_on_the_file_field(web: Web)
     )
     assert sent.status_code == 422
     assert 'id="f-file-error"' in sent.text and "name the file .csv or .jsonl" in sent.text
+    header = web.client.post(
+        "/department/imports",
+        data={"csrf_token": token},
+        files={"file": ("court.csv", b"foo,reference\n1,2\n", "text/csv")},
+    )
+    assert header.status_code == 422
+    assert "column &#39;foo&#39;: unknown column" in header.text
 
 
 def test_a_lookup_shows_only_what_the_purpose_sees_and_is_an_inquiry(web: Web) -> None:

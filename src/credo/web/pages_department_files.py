@@ -166,7 +166,9 @@ async def import_submit(
     try:
         summary = await run_in_threadpool(run)
     except ValidationError as exc:  # an unreadable file (e.g. a CSV header it cannot use)
-        return _import_page(request, user, errors={"file": exc.message}, status=422)
+        detail = "; ".join(str(p) for p in exc.problems)
+        message = f"{exc.message}: {detail}" if detail else exc.message
+        return _import_page(request, user, errors={"file": message}, status=422)
     results.sort(key=lambda r: r["line"])
     rejects.sort(key=lambda r: r.line)
     rejects_csv, cut = _bounded(
