@@ -420,6 +420,18 @@ def test_a_wrong_candidate_names_its_key_and_a_changed_text_under_a_stored_versi
     assert dues
 
 
+@pytest.mark.parametrize("engine", [Engine.DATABASE, Engine.DUCKDB])
+def test_a_register_without_records_previews_the_base_scores(
+    register: Register, engine: Engine
+) -> None:
+    activate_policy(register, BASE, actor="test", comment="base")
+    import_subjects(register, rows([subject(1), subject(2)]), actor="test", source="seed")
+    report = preview_policy(register, CANDIDATE, engine=engine)
+    assert report.subjects == 2 and report.score_changed == 0
+    assert report.grade_matrix == {"B": {"B": 2}}
+    assert report.largest == []
+
+
 def test_preview_needs_an_active_policy(register: Register) -> None:
     with pytest.raises(NoActivePolicyError):
         preview_policy(register, BASE)

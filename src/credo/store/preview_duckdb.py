@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
@@ -184,7 +185,8 @@ def _connect(engine: Engine) -> Any:
     if engine.dialect.name == "sqlite":
         import adbc_driver_sqlite.dbapi
 
-        return adbc_driver_sqlite.dbapi.connect(f"file:{url.database}?mode=ro")
+        path = quote(str(url.database), safe="/")
+        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
     import adbc_driver_postgresql.dbapi
 
     uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
