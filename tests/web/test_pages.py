@@ -158,6 +158,7 @@ def test_admin_creates_people_and_keys_and_sees_policy_dashboard_and_audit(web: 
     assert dash.status_code == 200 and dash.text.count("<svg") >= 2  # grades, records
     assert "Nothing to show yet" in dash.text  # no case has been filed
     assert "Grade distribution" in dash.text
+    assert "List sizes over time" in dash.text
     assert "city-court" in web.client.get("/admin?by=filed").text
     made = _post(
         web,

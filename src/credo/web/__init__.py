@@ -16,6 +16,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     """Mount the pages and static files on the app, with headers, timeout and error pages."""
     from credo.web.errors import install as install_error_pages
     from credo.web.pages_admin import router as admin_pages
+    from credo.web.pages_admin_dashboard import router as dashboard_pages
     from credo.web.pages_auth import router as start_pages
     from credo.web.pages_department import router as department_pages
     from credo.web.pages_department_files import router as department_file_pages
@@ -35,6 +36,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
         subject_pages,
         subject_case_pages,
         review_pages,
+        dashboard_pages,
         admin_pages,
         department_pages,
         department_file_pages,

@@ -8,14 +8,22 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import NotFoundError
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.db import is_sqlite
-from credo.store.tables import api_keys, cases, policy_versions, records, standings, users
+from credo.store.tables import (
+    api_keys,
+    cases,
+    list_periods,
+    policy_versions,
+    records,
+    standings,
+    users,
+)
 
 
 def people(register: Register) -> list[dict[str, Any]]:
@@ -110,6 +118,7 @@ class Dashboard:
     mean_days: float | None = None
     open_overdue: int = 0
     open_on_time: int = 0
+    list_sizes: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _month(conn: Connection, column: Any) -> Any:
@@ -127,6 +136,22 @@ def _months(today: date, count: int) -> list[str]:
         if month == 0:
             year, month = year - 1, 12
     return labels[::-1]
+
+
+def _list_sizes(conn: Connection, months: list[str], today: date) -> dict[str, list[int]]:
+    """Members of each list on the first day of each month (today for the current one)."""
+    p = list_periods.c
+    sizes: dict[str, list[int]] = {}
+    for i, label in enumerate(months):
+        day = today if i == len(months) - 1 else date.fromisoformat(f"{label}-01")
+        rows = conn.execute(
+            select(p.list_id, func.count())
+            .where(p.entered_on <= day, or_(p.left_on.is_(None), p.left_on > day))
+            .group_by(p.list_id)
+        )
+        for list_id, n in rows:
+            sizes.setdefault(list_id, [0] * len(months))[i] = int(n)
+    return dict(sorted(sizes.items()))
 
 
 def dashboard(
@@ -168,6 +193,7 @@ def dashboard(
             )
         ).all()
         open_rows = conn.execute(select(cases.c.due_on).where(cases.c.status == "open")).all()
+        result.list_sizes = _list_sizes(conn, result.months, today)
     buckets = {"before the deadline": 0, "up to a week late": 0, "more than a week late": 0}
     days = []
     for filed_on, due_on, decided_on in decided:

@@ -179,3 +179,44 @@ def stacked_columns(
         )
         parts.append(_text(lx + 18, ly + 11, name))
     return Markup(head + "".join(parts) + "</svg>")
+
+
+def line_chart(
+    columns: Sequence[str], series: Mapping[str, Sequence[int]], *, title: str, desc: str
+) -> Markup:
+    """One line per series (e.g. list sizes) across columns (e.g. months), with a legend."""
+    if not series or not columns:
+        return EMPTY
+    names = list(series)
+    width, left, top, plot_bottom = 720, 48, 12, 230
+    height = plot_bottom + 30 + -(-len(names) // 3) * 20
+    peak = max((max(values) for values in series.values()), default=1) or 1
+    step = (width - left - 10) / max(1, len(columns) - 1)
+    head, parts = _open(width, height, title, desc)
+    parts.append(_text(left - 6, top + 8, f"{peak:,}", "end", MUTED))
+    parts.append(_text(left - 6, plot_bottom, "0", "end", MUTED))
+    parts.append(
+        f'<line x1="{left}" x2="{width - 10}" y1="{plot_bottom}" y2="{plot_bottom}" '
+        f'stroke="{MUTED}"/>'
+    )
+    for i, column in enumerate(columns):
+        if len(columns) <= 12 or i % max(1, len(columns) // 12) == 0:
+            parts.append(_text(left + i * step, plot_bottom + 16, column, "middle"))
+    for k, name in enumerate(names):
+        colour = PALETTE[k % len(PALETTE)]
+        points = [
+            (left + i * step, plot_bottom - v / peak * (plot_bottom - top))
+            for i, v in enumerate(series[name])
+        ]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for (x, y), column, value in zip(points, columns, series[name], strict=True):
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(column)} · {escape(name)}: {value:,}</title></circle>"
+            )
+        lx = left + (k % 3) * 220
+        ly = plot_bottom + 30 + (k // 3) * 20
+        parts.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colour}"/>')
+        parts.append(_text(lx + 18, ly + 11, name))
+    return Markup(head + "".join(parts) + "</svg>")

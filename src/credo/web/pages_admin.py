@@ -15,87 +15,14 @@ from credo.services.audit_verify import verify_audit
 from credo.services.keys import add_key
 from credo.services.policies import activate_policy
 from credo.web import admin_data
-from credo.web.charts import bar_chart, stacked_columns
 from credo.web.deps import AdminPage
+from credo.web.pages_admin_dashboard import active_policy as _policy
 from credo.web.render import field_errors, page, paginate
 from credo.web.session import verify_csrf
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(verify_csrf)], include_in_schema=False)
 Short = Annotated[str, Form(max_length=200)]
 MAX_POLICY = 1024 * 1024
-
-
-def _policy(register: Any) -> Any:
-    with register.read() as conn:
-        return register.active_policy(conn)[1]
-
-
-@router.get("")
-def dashboard(request: Request, user: AdminPage, register: RegisterDep) -> HTMLResponse:
-    """Grade distribution, records per authority per month, objections and turnaround."""
-    policy = _policy(register)
-    by = "filed" if request.query_params.get("by") == "filed" else "decided"
-    data = admin_data.dashboard(register, [g.name for g in policy.grades], by=by)
-    order = {g.name: i for i, g in enumerate(policy.grades)}
-    verb = "filed" if by == "filed" else "decided"
-    grades = bar_chart(
-        data.grades,
-        title="Grade distribution",
-        desc="Subjects per grade: " + ", ".join(f"{g} {n}" for g, n in data.grades),
-    )
-    filed = stacked_columns(
-        data.months,
-        data.per_authority,
-        title=f"Records per authority per month {verb}",
-        desc=f"Records {verb} in each of the last {len(data.months)} months, by authority.",
-    )
-    outcomes = bar_chart(
-        [(f"{kind} {status}", n) for kind, status, n in data.case_outcomes],
-        title="Objections, repairs and reviews by outcome",
-        desc=", ".join(f"{k} {s}: {n}" for k, s, n in data.case_outcomes) or "No cases yet.",
-    )
-    turnaround = bar_chart(
-        [
-            *data.turnaround,
-            ("open, overdue", data.open_overdue),
-            ("open, in time", data.open_on_time),
-        ],
-        title="Decisions against their deadlines",
-        desc=", ".join(f"{k}: {n}" for k, n in data.turnaround),
-    )
-    grade_table = paginate(
-        request,
-        data.grades,
-        sorts={"grade": lambda r: order.get(r[0], len(order)), "subjects": lambda r: r[1]},
-        default="grade",
-        prefix="g_",
-    )
-    authority_rows = [(a, sum(v)) for a, v in data.per_authority.items()]
-    authority_table = paginate(
-        request,
-        authority_rows,
-        sorts={"authority": lambda r: r[0], "records": lambda r: r[1]},
-        default="authority",
-        prefix="a_",
-    )
-    return page(
-        request,
-        "admin/dashboard.html",
-        {
-            "data": data,
-            "by": by,
-            "charts": {
-                "grades": grades,
-                "filed": filed,
-                "outcomes": outcomes,
-                "turnaround": turnaround,
-            },
-            "grade_table": grade_table,
-            "authority_table": authority_table,
-        },
-        user=user,
-        title="Dashboard",
-    )
 
 
 def _people_page(
