@@ -11,7 +11,12 @@ from typer.testing import CliRunner, Result
 from credo.cli import app
 from credo.domain.errors import NotFoundError, ValidationError
 from credo.services.policies import activate_policy
-from credo.services.policy_history import diff_versions, find_version, list_versions
+from credo.services.policy_history import (
+    activations,
+    diff_versions,
+    find_version,
+    list_versions,
+)
 from credo.services.register import Register
 from tests.factories import WORKED_POLICY, example_policy
 
@@ -44,6 +49,19 @@ def test_versions_keep_their_text_author_and_comment(register: Register) -> None
     assert find_version(register, f"#{first.id}").label == "worked@1"
     with pytest.raises(NotFoundError):
         find_version(register, "worked@9")
+
+
+def test_history_keeps_every_activation_including_reactivations(register: Register) -> None:
+    second = WORKED_POLICY.replace('version = "1"', 'version = "2"')
+    activate_policy(register, WORKED_POLICY, actor="ana", comment="first rules")
+    activate_policy(register, second, actor="bo", comment="stricter")
+    activate_policy(register, WORKED_POLICY, actor="cy", comment="back to the first")
+    found = [(a.policy, a.previous, a.actor, a.comment) for a in activations(register)]
+    assert found == [
+        ("worked@1", None, "ana", "first rules"),
+        ("worked@2", "worked@1", "bo", "stricter"),
+        ("worked@1", "worked@2", "cy", "back to the first"),
+    ]
 
 
 def test_diff_of_two_stored_versions_names_the_changed_grade(

@@ -1,4 +1,4 @@
-"""policy check | activate | list | show | diff."""
+"""policy check | activate | list | history | show | diff."""
 
 from __future__ import annotations
 
@@ -82,6 +82,27 @@ def policy_list(
             c.ljust(w) for c, w in zip(row[1:5], widths[1:], strict=True)
         ]
         typer.echo("  ".join([*cells, row[5]]).rstrip())
+
+
+@policy_app.command("history")
+def policy_history(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Every activation in order, re-activations included: when, by whom, what, why."""
+    from credo.services.policy_history import activations
+
+    with refusals():
+        found = activations(register())
+    for item in found:
+        if as_json:
+            typer.echo(json.dumps(item.to_json(), ensure_ascii=False))
+        else:
+            typer.echo(
+                f"{item.at[:16].replace('T', ' ')}  #{item.version_id} {item.policy}  "
+                f"(was {item.previous or '-'})  by {item.actor}: {item.comment}"
+            )
+    if not found and not as_json:
+        typer.echo("no policy has been activated yet")
 
 
 @policy_app.command("show")

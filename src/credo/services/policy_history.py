@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from credo.domain.policy import Policy
 from credo.domain.policy_diff import PolicyDiff, diff_policies
 from credo.domain.policy_load import load_policy
 from credo.services.register import Register
-from credo.store.tables import policy_versions
+from credo.store.tables import audit_entries, policy_versions
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,56 @@ def list_versions(register: Register) -> list[PolicyVersion]:
     with register.read() as conn:
         rows = conn.execute(select(policy_versions).order_by(policy_versions.c.id)).all()
     return [_version(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation, as the audit chain recorded it (re-activations included)."""
+
+    at: str
+    actor: str
+    policy: str
+    version_id: int
+    previous: str | None
+    comment: str
+    rescored: int
+
+    def to_json(self) -> dict[str, Any]:
+        """For `credo policy history --json`."""
+        return {
+            "at": self.at,
+            "by": self.actor,
+            "policy": self.policy,
+            "version_id": self.version_id,
+            "previous": self.previous,
+            "comment": self.comment,
+            "rescored": self.rescored,
+        }
+
+
+def activations(register: Register) -> list[Activation]:
+    """Every activation in order, from the `policy.activated` audit entries."""
+    a = audit_entries.c
+    with register.read() as conn:
+        rows = conn.execute(
+            select(a.at, a.actor, a.payload).where(a.action == "policy.activated").order_by(a.seq)
+        ).all()
+    found = []
+    for row in rows:
+        payload = json.loads(row.payload)
+        at = row.at if isinstance(row.at, str) else row.at.isoformat()
+        found.append(
+            Activation(
+                at=at,
+                actor=row.actor,
+                policy=payload["policy"],
+                version_id=int(payload["version_id"]),
+                previous=payload.get("previous"),
+                comment=payload.get("comment", ""),
+                rescored=int(payload.get("rescored", 0)),
+            )
+        )
+    return found
 
 
 def find_version(register: Register, ref: str) -> PolicyVersion:
