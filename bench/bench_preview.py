@@ -206,7 +206,7 @@ def bench_preview(
 
     plans: list[tuple[str, Callable[[], Preview], int]] = [
         ("duckdb_cold_s", lambda: cold(False), runs),
-        ("duckdb_cold_fairness_s", lambda: cold(True), runs),
+        ("duckdb_cold_fairness_s", lambda: cold(True), 1),
         (
             "duckdb_warm_s",
             lambda: preview_policy(register, candidate, engine=Engine.DUCKDB, with_fairness=False),
