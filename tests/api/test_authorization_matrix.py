@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import PROBLEM, Api, assert_problem
-from tests.factories import WORKED_POLICY
 from tests.api.conftest_due import (
     ATTACHMENT,
     PASSWORD,
@@ -30,6 +29,7 @@ from tests.api.conftest_due import (
     object_over_http,
     record_body,
 )
+from tests.factories import WORKED_POLICY
 
 ROLES = (
     "anonymous",

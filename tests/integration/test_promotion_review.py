@@ -15,11 +15,14 @@ from tests.factories import WORKED_POLICY, file_rows, record, seed_register
 from tests.integration.test_cli import Credo, records_csv, write, write_csv
 
 # Integrity sees judicial, tax and employment records: volunteering (civic) does not count.
-PROMOTION_POLICY = WORKED_POLICY.replace('version = "1"', 'version = "promotion"') + """
+PROMOTION_POLICY = (
+    WORKED_POLICY.replace('version = "1"', 'version = "promotion"')
+    + """
 [promotion]
 weights = { performance = 0.6, integrity = 0.4 }
 contexts = ["judicial", "tax", "employment"]
 """
+)
 
 SLATE = [("s-001", 90.0), ("s-002", 70.0), ("s-003", 60.0), ("s-004", 80.0), ("s-005", 70.0)]
 # By hand (score range 0..2000, so integrity = score / 20):
@@ -91,7 +94,9 @@ def test_a_wrong_slate_is_refused_whole_and_logs_nothing(slate_register: Registe
         "line 4.performance",
     ]
     with pytest.raises(ValidationError) as unknown:
-        review_slate(slate_register, [Candidate("s-404", 50, "line 2")], authority_id="city-personnel")
+        review_slate(
+            slate_register, [Candidate("s-404", 50, "line 2")], authority_id="city-personnel"
+        )
     assert [p.location for p in unknown.value.problems] == ["line 2.subject_id"]
     with pytest.raises(PermissionDeniedError, match="promotion-review"):
         review_slate(slate_register, [Candidate("s-001", 50, "x")], authority_id="city-tax")

@@ -104,5 +104,3 @@ def dashboard(request: Request, user: AdminPage, register: RegisterDep) -> HTMLR
         user=user,
         title="Dashboard",
     )
-
-
