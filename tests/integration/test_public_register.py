@@ -16,7 +16,9 @@ from credo.services.sweep import sweep
 from tests.factories import WORKED_POLICY, file_rows, record, seed_register
 
 # Tax evasion is published for one year of its three; court defiance for its whole two.
-PUBLIC_POLICY = WORKED_POLICY.replace('version = "1"', 'version = "public"') + """
+PUBLIC_POLICY = (
+    WORKED_POLICY.replace('version = "1"', 'version = "public"')
+    + """
 [[categories]]
 id = "tax.evasion"
 name = "Tax evasion"
@@ -26,6 +28,7 @@ valid_for = "P3Y"
 publish_for = "P1Y"
 suspend_while_disputed = false
 """
+)
 
 
 def d(value: str) -> date:
@@ -162,3 +165,14 @@ def test_a_public_list_shows_the_published_records_of_its_current_members(
 def test_search_refuses_too_short_a_query(public_register: Register) -> None:
     with pytest.raises(ValidationError, match="2 to 100"):
         search(public_register, " a ")
+
+
+def test_entries_sort_by_an_allowed_column_in_either_direction(public_register: Register) -> None:
+    public_register.clock.day = d("2026-03-01")  # type: ignore[attr-defined]
+    by_reference = search(public_register, "person", sort="reference", direction="desc")
+    assert [e["reference"] for e in by_reference["entries"]] == ["TE-1", "EX-3", "EX-2", "EX-1"]
+    by_authority = search(public_register, "person", sort="authority")
+    assert [e["authority"]["id"] for e in by_authority["entries"]][-1] == "city-tax"
+    with pytest.raises(ValidationError) as refused:
+        search(public_register, "person", sort="subject_id")
+    assert [p.location for p in refused.value.problems] == ["sort"]

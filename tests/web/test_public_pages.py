@@ -32,6 +32,14 @@ def test_search_by_name_or_reference_shows_only_the_public_fields(web: Web) -> N
     assert "No published record matches" in web.client.get("/register?q=T-1").text
 
 
+def test_result_tables_sort_by_their_column_headers(web: Web) -> None:
+    page = web.client.get("/register?q=person&sort=decided_on&dir=desc")
+    assert page.status_code == 200
+    assert 'aria-sort="descending"' in page.text
+    assert "sort=decided_on&amp;dir=asc" in page.text  # the header flips the direction
+    assert web.client.get("/register?q=person&sort=nonsense").status_code == 200
+
+
 def test_a_search_too_short_is_an_error_on_its_field(web: Web) -> None:
     page = web.client.get("/register?q=x")
     assert page.status_code == 422

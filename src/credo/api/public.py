@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -19,6 +19,11 @@ def _limited(request: Request) -> None:
 
 
 Limited = Depends(_limited)
+Sort = Annotated[
+    Literal["name", "decided_on", "authority", "category", "reference"],
+    Query(description="Order by this column (ties: name, newest decision, authority, reference)."),
+]
+Direction = Annotated[Literal["asc", "desc"], Query(alias="dir")]
 
 
 @router.get("/lists/{list_id}", response_model=PublicList, responses=ERRORS, dependencies=[Limited])
@@ -27,6 +32,8 @@ def get_public_list(
     register: RegisterDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort: Sort = "name",
+    direction: Direction = "asc",
 ) -> PublicList:
     """A list's published entries (name, authority, category, decision date, legal basis,
     reference).
@@ -35,7 +42,10 @@ def get_public_list(
     curl 'http://127.0.0.1:8000/v1/public/lists/dishonest'
     ```
     """
-    return PublicList.model_validate(public_list(register, list_id, limit=limit, offset=offset))
+    found = public_list(
+        register, list_id, limit=limit, offset=offset, sort=sort, direction=direction
+    )
+    return PublicList.model_validate(found)
 
 
 @router.get("/search", response_model=PublicSearch, responses=ERRORS, dependencies=[Limited])
@@ -44,6 +54,8 @@ def get_public_search(
     q: Annotated[str, Query(min_length=2, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort: Sort = "name",
+    direction: Direction = "asc",
 ) -> PublicSearch:
     """Published entries whose name contains `q` or whose reference is `q`.
 
@@ -51,4 +63,5 @@ def get_public_search(
     curl 'http://127.0.0.1:8000/v1/public/search?q=wang'
     ```
     """
-    return PublicSearch.model_validate(search(register, q, limit=limit, offset=offset))
+    found = search(register, q, limit=limit, offset=offset, sort=sort, direction=direction)
+    return PublicSearch.model_validate(found)

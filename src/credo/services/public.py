@@ -22,6 +22,26 @@ from credo.store.db import dateparam
 from credo.store.rescore import RescoreSql
 
 MAX_PAGE = 100
+SORTS = {
+    "name": "s.name",
+    "decided_on": "r.decided_on",
+    "authority": "r.authority_id",
+    "category": "r.category",
+    "reference": "r.reference",
+}
+_TIES = "s.name, r.decided_on DESC, r.authority_id, r.reference"
+
+
+def _order(sort: str, direction: str) -> str:
+    """ORDER BY for an allowed sort key and direction; ties always break the same way."""
+    if sort not in SORTS or direction not in ("asc", "desc"):
+        problems = []
+        if sort not in SORTS:
+            problems.append(Problem("sort", f"one of {', '.join(SORTS)}"))
+        if direction not in ("asc", "desc"):
+            problems.append(Problem("dir", "asc or desc"))
+        raise ValidationError("bad sort order", problems)
+    return f"ORDER BY {SORTS[sort]} {direction.upper()}, {_TIES}"
 
 
 def published_condition(policy: Policy, dialect: str) -> str:
@@ -76,10 +96,17 @@ def _page(limit: int, offset: int) -> None:
 
 
 def public_list(
-    register: Register, list_id: str, *, limit: int = 50, offset: int = 0
+    register: Register,
+    list_id: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str = "name",
+    direction: str = "asc",
 ) -> dict[str, Any]:
     """The published records behind a list's `any_of` conditions, of its current members."""
     _page(limit, offset)
+    order = _order(sort, direction)
     today = register.clock.today()
     with register.read() as conn:
         _, policy = register.active_policy(conn)
@@ -99,9 +126,7 @@ def public_list(
                 + published_condition(policy, conn.dialect.name)
                 + f" AND r.category IN ({quoted}) AND EXISTS (SELECT 1 FROM list_periods lp "
                 "WHERE lp.subject_id = r.subject_id AND lp.list_id = :list "
-                "AND lp.left_on IS NULL) "
-                "ORDER BY s.name, r.decided_on DESC, r.authority_id, r.reference "
-                "LIMIT :limit OFFSET :offset"
+                f"AND lp.left_on IS NULL) {order} LIMIT :limit OFFSET :offset"
             )
             params = {
                 "t": dateparam(conn, today),
@@ -119,9 +144,18 @@ def public_list(
     }
 
 
-def search(register: Register, q: str, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def search(
+    register: Register,
+    q: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str = "name",
+    direction: str = "asc",
+) -> dict[str, Any]:
     """Published records whose subject's name contains `q`, or whose reference is `q`."""
     _page(limit, offset)
+    order = _order(sort, direction)
     query = q.strip()
     if not 2 <= len(query) <= 100:
         raise ValidationError(
@@ -138,8 +172,7 @@ def search(register: Register, q: str, *, limit: int = 50, offset: int = 0) -> d
             _COLUMNS
             + published_condition(policy, conn.dialect.name)
             + " AND (lower(s.name) LIKE :pattern ESCAPE '\\' OR r.reference = :q) "
-            "ORDER BY s.name, r.decided_on DESC, r.authority_id, r.reference "
-            "LIMIT :limit OFFSET :offset"
+            f"{order} LIMIT :limit OFFSET :offset"
         )
         params = {
             "t": dateparam(conn, today),

@@ -6,9 +6,8 @@ API (`app.state.public_rate_limit`), and shows only what `credo.services.public`
 and reference; nothing else. A record that is not published today answers 404, the same
 as one that does not exist, so the page says nothing about unpublished records.
 
-Tables page through the service's `limit`/`offset` (20 rows, `?page=N`) in the service's
-order (name, then the newest decision): the database does the paging, as a national list
-needs, so the order is fixed rather than sortable by column.
+Tables page and sort in the database through the service's `limit`/`offset` and `sort`
+(20 rows, `?page=N&sort=decided_on&dir=desc`), as a national list needs.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from sqlalchemy import text
 
 from credo.api.deps import RegisterDep
 from credo.domain.errors import NotFoundError, ValidationError
-from credo.services.public import public_list, published_condition, search
+from credo.services.public import SORTS, public_list, published_condition, search
 from credo.store.db import dateparam
 from credo.web.deps import MaybeUser
 from credo.web.render import page
@@ -42,33 +41,57 @@ router = APIRouter(prefix="/register", dependencies=[Depends(_limited)], include
 
 @dataclass(frozen=True)
 class Window:
-    """One page of a table paged by the service: its rows and its neighbours' links."""
+    """One page of a table paged and sorted by the service: rows, neighbours, sort links."""
 
     rows: list[dict[str, Any]]
     number: int
     previous: str | None
     next: str | None
+    sort: str
+    direction: str
+    path: str
+    params: dict[str, str]
+
+    def sort_link(self, key: str) -> str:
+        """The link that sorts by `key` (the other direction when it already does)."""
+        flip = "desc" if self.sort == key and self.direction == "asc" else "asc"
+        params = {**self.params, "sort": key, "dir": flip, "page": "1"}
+        return f"{self.path}?{urlencode(params)}"
+
+    def aria_sort(self, key: str) -> str:
+        """`ascending`, `descending` or `none`, for the column header."""
+        if self.sort != key:
+            return "none"
+        return "ascending" if self.direction == "asc" else "descending"
 
 
 def _window(request: Request, fetch: Any) -> Window:
-    """Ask `fetch(limit, offset)` for one page (and one row more, to know if there is a next)."""
+    """Ask `fetch(limit, offset, sort, direction)` for one page (and one row more, to know
+    if there is a next); unknown sort keys fall back to the name."""
     try:
         number = max(1, int(request.query_params.get("page", "1")))
     except ValueError:
         number = 1
     number = min(number, 50_000)  # the service's offset limit
-    found = fetch(PER_PAGE + 1, (number - 1) * PER_PAGE)
+    sort = request.query_params.get("sort", "name")
+    sort = sort if sort in SORTS else "name"
+    direction = "desc" if request.query_params.get("dir") == "desc" else "asc"
+    found = fetch(PER_PAGE + 1, (number - 1) * PER_PAGE, sort, direction)
     rows = found["entries"]
+    params = dict(request.query_params)
 
     def link(n: int) -> str:
-        params = {**request.query_params, "page": str(n)}
-        return f"{request.url.path}?{urlencode(params)}"
+        return f"{request.url.path}?{urlencode({**params, 'page': str(n)})}"
 
     return Window(
         rows=rows[:PER_PAGE],
         number=number,
         previous=link(number - 1) if number > 1 else None,
         next=link(number + 1) if len(rows) > PER_PAGE else None,
+        sort=sort,
+        direction=direction,
+        path=request.url.path,
+        params=params,
     )
 
 
@@ -87,7 +110,10 @@ def register_home(request: Request, user: MaybeUser, register: RegisterDep) -> H
     if "q" in request.query_params:
         try:
             results = _window(
-                request, lambda limit, offset: search(register, q, limit=limit, offset=offset)
+                request,
+                lambda limit, offset, sort, direction: search(
+                    register, q, limit=limit, offset=offset, sort=sort, direction=direction
+                ),
             )
         except ValidationError:
             errors["q"] = "Type 2 to 100 characters: part of a name, or a whole reference."
@@ -115,8 +141,12 @@ def register_list(
     """A list's published entries (its members' published records of its categories)."""
     found: dict[str, Any] = {}
 
-    def fetch(limit: int, offset: int) -> dict[str, Any]:
-        found.update(public_list(register, list_id, limit=limit, offset=offset))
+    def fetch(limit: int, offset: int, sort: str, direction: str) -> dict[str, Any]:
+        found.update(
+            public_list(
+                register, list_id, limit=limit, offset=offset, sort=sort, direction=direction
+            )
+        )
         return found
 
     window = _window(request, fetch)
