@@ -31,7 +31,12 @@ from credo.domain.policy_load import load_policy
 from credo.services.cases import object_to_record
 from credo.services.policies import activate_policy
 from credo.services.register import Register
-from credo.services.spark_engine import rescore_on_spark, spark_session, take_snapshot
+from credo.services.spark_engine import (
+    rescore_on_spark,
+    spark_session,
+    store_standings,
+    take_snapshot,
+)
 from credo.services.subjects import import_subjects
 from credo.store.snapshot import SCHEMAS, verify_snapshot, write_snapshot
 from credo.store.tables import cases, records, subjects
@@ -241,6 +246,22 @@ def test_a_snapshot_under_another_policy_version_is_refused(
     with pytest.raises(ConflictError, match="take a new snapshot"):
         rescore_on_spark(register, spark=spark, snapshot=str(tmp_path / "snap"))
     assert standings_of(register) == before
+
+
+def test_standings_missing_a_subject_of_the_snapshot_are_refused(
+    register: Register, tmp_path: Path
+) -> None:
+    _worked(register)
+    manifest = take_snapshot(register, tmp_path / "snap")
+    before = standings_of(register)
+    two = [("s-001", 820, "D", "dishonest", "hr.no_promotion"), ("s-002", 1000, "B", "", "")]
+    with pytest.raises(ValidationError, match="2 standings for the 3 subjects"):
+        store_standings(register, manifest, two, TODAY)
+    assert standings_of(register) == before
+    three = [*two, ("s-003", 1000, "B", "", "")]
+    assert store_standings(register, manifest, three, TODAY) == (3, 0)
+    _, pure = both_ways(register, TODAY)
+    assert standings_of(register) == pure
 
 
 # ----------------------------------------------------------------------------- snapshots

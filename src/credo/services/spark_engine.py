@@ -216,6 +216,10 @@ def store_standings(
     now = register.clock.now()
     with register.write() as conn:
         loaded = _load_fresh(conn, rows)
+        if loaded != manifest.rows("subjects"):
+            raise ValidationError(
+                f"{loaded} standings for the {manifest.rows('subjects')} subjects of the snapshot"
+            )
         lock_register(conn, exclusive=True)
         version_id, policy = register.active_policy(conn)
         if version_id != manifest.policy_version_id:
@@ -240,7 +244,6 @@ def store_standings(
                 "rescored_in_database": changed,
             },
         )
-    assert loaded == count, (loaded, count)
     return count, changed
 
 
@@ -289,19 +292,18 @@ def rescore_on_spark(
             # Computed and kept on the executors before the store is locked, so filers wait
             # only for the storing step.
             standings = standings.persist()
-            if standings.count() != manifest.rows("subjects"):
-                raise ValidationError(
-                    "Spark scored another number of subjects than the snapshot holds"
+            try:
+                standings.count()
+                spark_done = time.perf_counter()
+                count, changed = store_standings(
+                    register,
+                    manifest,
+                    standings.toLocalIterator(prefetchPartitions=True),
+                    day,
+                    actor=actor,
                 )
-            spark_done = time.perf_counter()
-            count, changed = store_standings(
-                register,
-                manifest,
-                standings.toLocalIterator(prefetchPartitions=True),
-                day,
-                actor=actor,
-            )
-            standings.unpersist()
+            finally:
+                standings.unpersist()
         finally:
             if spark is None:
                 session.stop()
