@@ -111,9 +111,10 @@ def seed(register: Register) -> dict[str, str]:
 
 
 @contextmanager
-def fuzz_target(home: Path) -> Iterator[Target]:
-    """A seeded SQLite register under `home`, served by a fresh app."""
-    settings = Settings(home=home, database_url=f"sqlite:///{home}/credo.sqlite3")
+def fuzz_target(home: Path, database_url: str | None = None) -> Iterator[Target]:
+    """A seeded register (SQLite under `home`, or an empty database at `database_url`),
+    served by a fresh app."""
+    settings = Settings(home=home, database_url=database_url or f"sqlite:///{home}/credo.sqlite3")
     register = build_register(settings, clock=FixedDateClock(TODAY))
     try:
         target = Target(create_app(register), register, seed(register))
@@ -220,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--roles", default=",".join(ROLES), help="comma-separated roles")
     parser.add_argument("--only", default=None, help="only paths starting with this prefix")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="an empty database to seed instead of a temporary SQLite file (e.g. PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     findings: dict[str, tuple[Finding, int]] = {}
 
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = 0
     with (
         tempfile.TemporaryDirectory(prefix="credo-fuzz-") as home,
-        fuzz_target(Path(home)) as target,
+        fuzz_target(Path(home), args.database_url) as target,
     ):
         ops = operations(target, args.only)
         roles = [r for r in args.roles.split(",") if r]

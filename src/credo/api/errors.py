@@ -8,7 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -101,7 +107,8 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Any other driver error: a lost connection is a 503, a concurrent write that lost a
-    uniqueness race a 409, the rest a 500 without internals."""
+    uniqueness race a 409, a value the database cannot hold (a number out of its column's
+    range, a NUL character in text) a 422, the rest a 500 without internals."""
     assert isinstance(exc, DBAPIError)
     if exc.connection_invalidated:
         return await _database_down(request, exc)
@@ -111,14 +118,16 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             "a concurrent write stored the same thing first; retry to see the stored state",
             headers={"Retry-After": "0"},
         )
+    if isinstance(exc, DataError):
+        return await _out_of_range(request, exc)
     return await _unexpected(request, exc)
 
 
 async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
-    """A number or date from the request beyond what the store or the calendar holds (a
-    64-bit id, a year past 9999): the request is at fault, not the server."""
-    log.warning("out-of-range input: %s", _first_line(exc))
-    return problem(422, "a number or date in the request is out of range")
+    """A value from the request beyond what the store or the calendar holds (an id past the
+    column's range, a year past 9999, a NUL character in text): the request is at fault."""
+    log.warning("value out of range: %s", _first_line(exc))
+    return problem(422, "a value in the request is out of range or cannot be stored")
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
