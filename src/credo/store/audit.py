@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,18 @@ def lock_chain(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7276001)"))
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry to append: who did what, when, to whom, with what payload."""
+
+    actor: str
+    action: str
+    payload: dict[str, Any]
+    at: datetime
+    subject_id: str | None = None
+    digest: str | None = None
+
+
 def append(
     conn: Connection,
     *,
@@ -76,6 +89,18 @@ def append(
     digest: str | None = None,
 ) -> int:
     """Append one entry inside the caller's transaction and return its sequence number."""
+    return append_many(conn, [Entry(actor, action, payload, at, subject_id, digest)])[0]
+
+
+def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
+    """Append entries in order inside the caller's transaction; returns their sequence numbers.
+
+    One lock, one read of the chain's head and one multi-row insert for the lot: the chain is
+    the same as from one `append` per entry, at a fraction of the round trips (the inquiry
+    log commits its queued inquiries this way, see credo.services.standing).
+    """
+    if not entries:
+        return []
     lock_chain(conn)
     head = conn.execute(
         select(audit_entries.c.seq, audit_entries.c.hash)
@@ -83,19 +108,25 @@ def append(
         .limit(1)
     ).first()
     seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-    at = at.replace(microsecond=at.microsecond)
-    body = canonical(payload)
-    conn.execute(
-        audit_entries.insert().values(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            subject_id=subject_id,
-            payload=body,
-            digest=digest,
-            prev_hash=prev,
-            hash=entry_hash(prev, seq, at, actor, action, subject_id, body, digest),
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        body = canonical(entry.payload)
+        link = entry_hash(
+            prev, seq, entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest
         )
-    )
-    return seq
+        rows.append(
+            {
+                "seq": seq,
+                "at": entry.at,
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject_id": entry.subject_id,
+                "payload": body,
+                "digest": entry.digest,
+                "prev_hash": prev,
+                "hash": link,
+            }
+        )
+        seq, prev = seq + 1, link
+    conn.execute(audit_entries.insert(), rows)
+    return [row["seq"] for row in rows]
