@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,7 +11,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from credo.domain.errors import AuthenticationError, PermissionDeniedError
 from credo.services.accounts import Role, User, session_user
-from credo.services.keys import authenticate
+from credo.services.keys import authenticate, key_prefix
 from credo.services.register import Register
 
 SESSION_COOKIE = "credo_session"
@@ -89,3 +90,34 @@ def get_authority(
 
 
 AuthorityDep = Annotated[str, Depends(get_authority)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authority acting: its API key (unchecked yet) or its user's authority.
+
+    For hot paths that read the database anyway: the service checks the key inside its own
+    first statement instead of in a round trip of its own (see query_standing).
+    """
+
+    api_key: str | None = None
+    authority_id: str | None = None
+
+
+def get_caller(
+    register: RegisterDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[str | None, Depends(_cookie)],
+) -> Caller:
+    """Like `get_authority`, but an API key is left for the service to check.
+
+    A malformed key is refused here (401); a well-formed one is looked up by the service, so
+    a wrong key on a request with, say, no purpose gets the 422 before the 401.
+    """
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        key_prefix(credentials.credentials)
+        return Caller(api_key=credentials.credentials)
+    return Caller(authority_id=get_authority(register, None, token))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

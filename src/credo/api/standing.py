@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from credo.api.deps import AuthorityDep, RegisterDep
+from credo.api.deps import CallerDep, RegisterDep
 from credo.api.records import ERRORS
 from credo.api.schemas import StandingPublic
 from credo.services.standing import query_standing
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/subjects", tags=["standings"])
 def get_standing(
     subject_id: str,
     register: RegisterDep,
-    authority: AuthorityDep,
+    caller: CallerDep,
     purpose: Annotated[str, Query(min_length=1, max_length=64)],
     as_of: Annotated[date | None, Query()] = None,
 ) -> JSONResponse:
@@ -37,6 +37,11 @@ def get_standing(
     ```
     """
     shown = query_standing(
-        register, authority_id=authority, subject_id=subject_id, purpose_id=purpose, as_of=as_of
+        register,
+        authority_id=caller.authority_id,
+        api_key=caller.api_key,
+        subject_id=subject_id,
+        purpose_id=purpose,
+        as_of=as_of,
     )
     return JSONResponse(shown)

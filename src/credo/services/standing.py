@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import os
+import threading
+import weakref
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from credo.domain.errors import NotFoundError, PermissionDeniedError, Problem
+from sqlalchemy import Engine
+
+from credo.domain.errors import (
+    NoActivePolicyError,
+    NotFoundError,
+    PermissionDeniedError,
+    Problem,
+)
 from credo.domain.policy import Policy, Visible
 from credo.domain.scoring import Standing, compute_standing
+from credo.services.keys import autocommit_reads, key_authority, key_prefix
 from credo.services.register import Register
 from credo.store import audit, repository
+from credo.store.db import is_sqlite
 from credo.store.tables import inquiries
 
 ADMIN_PURPOSE = "register-administration"
@@ -24,29 +36,137 @@ class Inquirer:
     channel: str  # api | cli
 
 
+@dataclass(frozen=True)
+class Inquiry:
+    """One look at a subject, as logged: the row the subject sees and its audit entry."""
+
+    subject_id: str
+    authority_id: str
+    purpose: str
+    as_of: date
+    at: datetime
+    channel: str
+
+    def row(self) -> dict[str, Any]:
+        """The inquiries row."""
+        return {
+            "subject_id": self.subject_id,
+            "authority_id": self.authority_id,
+            "purpose": self.purpose,
+            "as_of": self.as_of,
+            "at": self.at,
+            "channel": self.channel,
+        }
+
+    def entry(self) -> audit.Entry:
+        """The audit entry `inquiry.made`."""
+        return audit.Entry(
+            actor=self.authority_id,
+            action="inquiry.made",
+            at=self.at,
+            subject_id=self.subject_id,
+            payload={
+                "purpose": self.purpose,
+                "as_of": self.as_of.isoformat(),
+                "channel": self.channel,
+            },
+        )
+
+
 def log_inquiry(
     conn: Any, register: Register, who: Inquirer, purpose: str, subject_id: str, as_of: date
 ) -> None:
-    """Log one look at a subject: an inquiry row the subject sees, and its audit entry."""
-    now = register.clock.now()
-    conn.execute(
-        inquiries.insert().values(
-            subject_id=subject_id,
-            authority_id=who.authority_id,
-            purpose=purpose,
-            as_of=as_of,
-            at=now,
-            channel=who.channel,
-        )
+    """Log one look at a subject inside the caller's transaction: row and audit entry."""
+    inquiry = Inquiry(
+        subject_id, who.authority_id, purpose, as_of, register.clock.now(), who.channel
     )
-    audit.append(
-        conn,
-        actor=who.authority_id,
-        action="inquiry.made",
-        at=now,
-        subject_id=subject_id,
-        payload={"purpose": purpose, "as_of": as_of.isoformat(), "channel": who.channel},
-    )
+    conn.execute(inquiries.insert().values(**inquiry.row()))
+    audit.append_many(conn, [inquiry.entry()])
+
+
+def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
+    """Commit inquiries in one transaction: their rows, then their audit entries in order."""
+    with register.write() as conn:
+        conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
+        audit.append_many(conn, [inquiry.entry() for inquiry in batch])
+
+
+@dataclass
+class _Pending:
+    register: Register
+    inquiry: Inquiry
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class InquiryLog:
+    """Group commit of inquiries for one database, in one process.
+
+    Each request hands its inquiry over and waits until the transaction holding it has
+    committed: nothing is answered before its inquiry and audit entry are durable. One writer
+    thread commits whatever has queued meanwhile in one transaction (one lock of the audit
+    chain, one WAL flush for the lot), so concurrent requests share the commit instead of
+    queueing one by one behind the chain's lock. The thread starts on demand and ends when
+    idle. A failed commit fails every request of its batch (and logs none of them).
+
+    >>> inquiry_log(register).log(register, Inquiry(...))  # returns once committed
+    """
+
+    MAX_BATCH = 500
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: list[_Pending] = []
+        self._running = False
+
+    def log(self, register: Register, inquiry: Inquiry) -> None:
+        """Queue one inquiry and return once it is committed (or raise why it was not)."""
+        pending = _Pending(register, inquiry)
+        with self._lock:
+            self._queue.append(pending)
+            if self._running:
+                self._wake.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="credo-inquiry-log", daemon=True).start()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._wake.wait(self.IDLE_SECONDS)
+                    if not self._queue:
+                        self._running = False
+                        return
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+            try:
+                write_inquiries(batch[0].register, [p.inquiry for p in batch])
+            except Exception as exc:  # handed to every waiting request, which re-raises it
+                for pending in batch:
+                    pending.error = exc
+            finally:
+                for pending in batch:
+                    pending.done.set()
+
+
+_logs: weakref.WeakKeyDictionary[Engine, tuple[int, InquiryLog]] = weakref.WeakKeyDictionary()
+_logs_lock = threading.Lock()
+
+
+def inquiry_log(register: Register) -> InquiryLog:
+    """The inquiry log of this register's database in this process."""
+    pid = os.getpid()
+    with _logs_lock:
+        found = _logs.get(register.engine)
+        if found is None or found[0] != pid:  # a forked child starts its own writer
+            found = _logs[register.engine] = (pid, InquiryLog())
+        return found[1]
 
 
 def standings(
@@ -111,28 +231,75 @@ def visible_standing(
     return shown
 
 
+_CALLER = (
+    "SELECT (SELECT id FROM policy_versions WHERE active) AS policy_id, "
+    "(SELECT 1 FROM subjects WHERE id = {mark}) AS known, "
+    "k.authority_id, k.key_hash, k.revoked_at "
+    "FROM (SELECT 1 AS one) AS one LEFT JOIN api_keys k ON k.prefix = {mark}"
+)
+_CALLER_SQLITE = _CALLER.format(mark="?")
+_CALLER_PG = _CALLER.format(mark="%s")
+
+
 def query_standing(
     register: Register,
     *,
-    authority_id: str,
     subject_id: str,
     purpose_id: str,
     as_of: date | None = None,
+    authority_id: str | None = None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
-    """An authority's look at one subject for a declared purpose, logged as an inquiry."""
+    """An authority's look at one subject for a declared purpose, logged as an inquiry.
+
+    The asker is `authority_id`, or the holder of `api_key`, which is then checked here (a
+    revoked key is refused at once). Checks come in the order the API promises: the key
+    (401), the purpose (403), the subject (404). The standing is answered only after its
+    inquiry and audit entry are committed (through the group commit of `InquiryLog`).
+
+    The hot path: one statement for the key, the active policy's id and the subject's
+    existence, one for the subject's records (both without a transaction round trip on
+    PostgreSQL), the pure scorer, then the shared commit.
+    """
+    if (authority_id is None) == (api_key is None):
+        raise ValueError("give exactly one of authority_id and api_key")
     day = as_of or register.clock.today()
-    with register.write() as conn:
-        _, policy = register.active_policy(conn)
+    prefix = key_prefix(api_key) if api_key is not None else None
+    with autocommit_reads(register) as conn:
+        sql = _CALLER_SQLITE if is_sqlite(conn) else _CALLER_PG
+        row = conn.exec_driver_sql(sql, (subject_id, prefix)).one()
+        if api_key is not None:
+            authority_id = key_authority(row, api_key)
+        assert authority_id is not None
+        if row.policy_id is None:
+            raise NoActivePolicyError(
+                "no policy is active yet: run `credo policy activate FILE` first"
+            )
+        policy = _policy(register, conn, int(row.policy_id))
         check_purpose(policy, authority_id, purpose_id)
-        try:
-            repository.subject_row(conn, subject_id)
-        except NotFoundError:
+        if row.known is None:
             raise NotFoundError(
                 f"subject {subject_id!r} is not registered",
                 [Problem("subject_id", "not registered")],
-            ) from None
-        standing = compute_standing(
-            policy, subject_id, repository.record_facts(conn, subject_id), day
-        )
-        log_inquiry(conn, register, Inquirer(authority_id, "api"), purpose_id, subject_id, day)
+            )
+        facts = repository.record_facts(conn, subject_id)
+    standing = compute_standing(policy, subject_id, facts, day)
+    inquiry = Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
+    inquiry_log(register).log(register, inquiry)
     return visible_standing(policy, standing, authority_id, purpose_id)
+
+
+def _policy(register: Register, conn: Any, version_id: int) -> Policy:
+    """The parsed active policy; its text is read again only when the active version changed."""
+    cached = _active_policies.get(register.engine)
+    if cached is not None and cached[0] == version_id:
+        return cached[1]
+    found_id, policy = register.active_policy(conn)
+    _active_policies[register.engine] = (found_id, policy)
+    return policy
+
+
+# The last active policy seen per database, in this process.
+_active_policies: weakref.WeakKeyDictionary[Engine, tuple[int, Policy]] = (
+    weakref.WeakKeyDictionary()
+)
