@@ -27,6 +27,7 @@ DEMO_USERS = (
     ("reviewer", "demo-reviewer-pass", "reviewer", None, None),
     ("admin", "demo-admin-pass", "admin", None, None),
     ("court", "demo-court-pass", "authority", None, "city-court"),
+    ("personnel", "demo-personnel-pass", "authority", None, "city-personnel"),
 )
 
 

@@ -331,3 +331,14 @@ measure_events = Table(
     Column("policy_version_id", Integer, nullable=False),
     Index("ix_measure_events_authority_id_seq", "authority_id", "seq"),
 )
+
+# A department user's last-seen position in the measures feed (migration 0004): a web
+# preference, not a register fact, so it is not audited and carries no subject.
+measure_feed_seen = Table(
+    "measure_feed_seen",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("authority_id", String(64), primary_key=True),
+    Column("cursor", Integer, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)

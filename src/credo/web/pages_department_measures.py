@@ -22,13 +22,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select, update
+from sqlalchemy import select, update
 
 from credo.api.deps import RegisterDep
 from credo.domain.errors import Problem, ValidationError
 from credo.services.accounts import User
 from credo.services.measures import changes, measures
 from credo.services.register import Register
+from credo.store.tables import measure_feed_seen
 from credo.web.deps import AuthorityPage
 from credo.web.pages_department import authority_of
 from credo.web.render import page, paginate
@@ -39,18 +40,6 @@ router = APIRouter(
 )
 PER_PAGE = 20
 FEED_LIMIT = 1000
-
-# Created by migration 0004; kept beside the page that owns it (a web preference, not a
-# register fact: it is not audited and carries no subject).
-measure_feed_seen = Table(
-    "measure_feed_seen",
-    MetaData(),
-    Column("user_id", Integer, primary_key=True),
-    Column("authority_id", String(64), primary_key=True),
-    Column("cursor", Integer, nullable=False),
-    Column("seen_at", DateTime(timezone=True), nullable=False),
-)
-
 
 def last_seen(register: Register, user_id: int, authority_id: str) -> tuple[int, datetime] | None:
     """The feed cursor this user last marked as seen for the authority, and when."""
