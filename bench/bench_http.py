@@ -872,8 +872,9 @@ def append_results(report: Report, args: argparse.Namespace) -> None:
         f"-c{args.connections} on 127.0.0.1; the reference endpoint in the same invocation.",
         "",
         "| endpoint | s | req/s | vs reference | p50 ms | p99 ms | max ms | 2xx | errors "
-        "| inquiries logged / expected | load avg before |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| inquiries logged / expected | CPU ms per request: server / PostgreSQL "
+        "| load avg before |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for run in report.runs:
         ratio = f"{run.rps / ref.rps:.2f}" if ref and ref.rps else "-"
@@ -885,7 +886,9 @@ def append_results(report: Report, args: argparse.Namespace) -> None:
         lines.append(
             f"| {run.endpoint} | {run.seconds} | {run.rps:,.0f} | {ratio} | {run.p50_ms:.2f} "
             f"| {run.p99_ms:.2f} | {run.max_ms:.1f} | {run.ok:,} | "
-            f"{run.bad + run.socket_errors} | {inquiries} | {run.load_before} |"
+            f"{run.bad + run.socket_errors} | {inquiries} | "
+            f"{run.extra.get('server_cpu_ms_per_request', '-')} / "
+            f"{run.extra.get('postgres_cpu_ms_per_request', '-')} | {run.load_before} |"
         )
     memory = "; ".join(
         f"{name}: " + ", ".join(f"{k} {v:.0f} MB" for k, v in peaks.items())
@@ -910,6 +913,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-data", action="store_true", help="keep (and reuse) the register")
     parser.add_argument("--build-only", action="store_true", help="build the register and stop")
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="measure the database as it is (say, an import stopped part way); figures name "
+        "the subjects and records it holds",
+    )
     parser.add_argument(
         "--explain",
         action="store_true",
@@ -948,7 +957,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = HttpPostgres(args.pg_url)
     report = Report({"subjects": shape.subjects, "records": shape.records, "seed": shape.seed})
     try:
-        report.checks["import_s"] = round(build(engine, shape, subjects_csv, records_csv), 1)
+        if args.as_is:
+            log(f"{engine.db}: measuring the register as it is (no build, no import)")
+        else:
+            report.checks["import_s"] = round(build(engine, shape, subjects_csv, records_csv), 1)
+        report.shape["subjects"] = pg_count(engine.url, "subjects")
+        report.shape["records"] = pg_count(engine.url, "records")
         if args.build_only:
             return 0
         if args.explain:
@@ -960,14 +974,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_reference:
             measure_reference(report, args)
     finally:
-        if not args.keep_data:
+        if not args.keep_data and not args.as_is:
             engine.remove()
             for path in (subjects_csv, records_csv):
                 path.unlink(missing_ok=True)
     path = write_json(report, args)
     print()
     print(
-        f"credo HTTP benchmark: {shape.subjects:,} subjects, {shape.records:,} records, "
+        f"credo HTTP benchmark: {report.shape['subjects']:,} subjects, "
+        f"{report.shape['records']:,} records, "
         f"credo serve --workers {args.workers}, wrk -t{args.threads} -c{args.connections}"
     )
     print(table(report))
