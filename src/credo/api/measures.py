@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from credo.api.deps import AuthorityDep, RegisterDep
 from credo.api.records import ERRORS
+from credo.api.schemas import MAX_ID
 from credo.api.schemas_register import MeasureChanges, MeasuresPage
 from credo.services.measures import changes, measures
 
@@ -36,7 +37,7 @@ def get_measures(
 def get_changes(
     register: RegisterDep,
     authority: AuthorityDep,
-    since: Annotated[int, Query(ge=0, description="The cursor you last got.")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_ID, description="The cursor you last got.")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> MeasureChanges:
     """Your measures' starts and ends after `since`, in order; never skips or repeats one.
