@@ -61,6 +61,7 @@ _FRESH = (
     "grade VARCHAR(64) NOT NULL, lists TEXT NOT NULL, measures TEXT NOT NULL)"
 )
 Log = Callable[[str], object]
+FETCH_ROWS = 250_000  # standings per partition brought to the driver (bounds its memory)
 
 
 @dataclass(frozen=True)
@@ -293,12 +294,14 @@ def rescore_on_spark(
             # only for the storing step.
             standings = standings.persist()
             try:
-                standings.count()
+                scored = standings.count()
                 spark_done = time.perf_counter()
+                # The driver fetches one partition per job: a few large ones, not hundreds.
+                fetch = standings.coalesce(max(1, -(-scored // FETCH_ROWS)))
                 count, changed = store_standings(
                     register,
                     manifest,
-                    standings.toLocalIterator(prefetchPartitions=True),
+                    fetch.toLocalIterator(prefetchPartitions=True),
                     day,
                     actor=actor,
                 )
