@@ -11,6 +11,6 @@ from credo.store.tables import metadata
 
 def test_the_migrated_schema_matches_the_tables(register: Register) -> None:
     with register.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = compare_metadata(context, metadata)
     assert differences == []

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# The largest id both stores hold (ids are INTEGER columns: 32-bit on PostgreSQL): larger
-# ids do not exist, and a driver refuses to bind them, so the API refuses them as input.
-MAX_ID = 2**31 - 1
+# The largest id both stores hold (64-bit: see store.tables.BigId): larger ids do not
+# exist, and a driver refuses to bind them, so the API refuses them as input.
+MAX_ID = 2**63 - 1
 # A file download of any media type (attachments keep the type they were sent with).
 BINARY = {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
 

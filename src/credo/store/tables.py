@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -19,6 +20,10 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+
+# Ids of the tables that grow with the register are 64-bit on PostgreSQL (a national register
+# passes 2**31 records, notices and inquiries); on SQLite every INTEGER PRIMARY KEY already is.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData(
     naming_convention={
@@ -94,7 +99,7 @@ subjects = Table(
 records = Table(
     "records",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("authority_id", String(64), nullable=False),
     Column("reference", String(128), nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
@@ -142,14 +147,14 @@ register_state = Table(
     "register_state",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("scored_through", Integer, nullable=False, server_default="0"),
+    Column("scored_through", BigId, nullable=False, server_default="0"),
     Column("scored_as_of", Date),
 )
 
 inquiries = Table(
     "inquiries",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
     Column("authority_id", String(64), nullable=False),
     Column("purpose", String(64), nullable=False),
@@ -162,7 +167,7 @@ inquiries = Table(
 audit_entries = Table(
     "audit_entries",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigId, primary_key=True, autoincrement=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
@@ -200,7 +205,7 @@ sessions = Table(
 login_attempts = Table(
     "login_attempts",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("username", String(64), nullable=False),
     Column("client", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
@@ -213,11 +218,11 @@ login_attempts = Table(
 notices = Table(
     "notices",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("subject_id", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("record_id", Integer),
-    Column("case_id", Integer),
+    Column("record_id", BigId),
+    Column("case_id", BigId),
     Column("before", Text),
     Column("after", Text),
     Column("message", Text),
@@ -240,7 +245,7 @@ notices = Table(
 attachments = Table(
     "attachments",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
     Column("filename", String(200), nullable=False),
     Column("content_type", String(100), nullable=False),
@@ -255,14 +260,14 @@ attachments = Table(
 cases = Table(
     "cases",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("kind", String(16), nullable=False),  # objection | repair | review
     Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
-    Column("record_id", Integer, ForeignKey("records.id")),
+    Column("record_id", BigId, ForeignKey("records.id")),
     Column("category", String(64)),  # the record's category (objections suspend by it)
     Column("target", String(128)),  # review: grade | list:<id> | measure:<id>
     Column("grounds", Text, nullable=False),
-    Column("attachment_id", Integer, ForeignKey("attachments.id")),
+    Column("attachment_id", BigId, ForeignKey("attachments.id")),
     Column("filed_on", Date, nullable=False),
     Column("due_on", Date, nullable=False),
     Column("filed_at", DateTime(timezone=True), nullable=False),
@@ -273,7 +278,7 @@ cases = Table(
     Column("outcome", String(16)),  # reject|correct|revoke / approve|refuse / confirm|correct
     Column("reasons", Text),
     Column("repair_on", Date),
-    Column("new_record_id", Integer),
+    Column("new_record_id", BigId),
     Index("ix_cases_subject_id", "subject_id"),
     Index("ix_cases_status_due", "status", "due_on"),
     Index("ix_cases_record_id", "record_id"),
@@ -289,7 +294,7 @@ cases = Table(
 list_periods = Table(
     "list_periods",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("subject_id", String(64), nullable=False),
     Column("list_id", String(64), nullable=False),
     Column("entered_on", Date, nullable=False),
@@ -305,7 +310,7 @@ list_periods = Table(
 measure_periods = Table(
     "measure_periods",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("subject_id", String(64), nullable=False),
     Column("measure_id", String(64), nullable=False),
     Column("authority_id", String(64), nullable=False),
@@ -321,7 +326,7 @@ measure_periods = Table(
 measure_events = Table(
     "measure_events",
     metadata,
-    Column("seq", Integer, primary_key=True),
+    Column("seq", BigId, primary_key=True),
     Column("authority_id", String(64), nullable=False),
     Column("measure_id", String(64), nullable=False),
     Column("subject_id", String(64), nullable=False),
