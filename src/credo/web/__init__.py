@@ -17,6 +17,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
     from credo.web.errors import install as install_error_pages
     from credo.web.pages_admin import router as admin_pages
     from credo.web.pages_admin_dashboard import router as dashboard_pages
+    from credo.web.pages_admin_preview import router as preview_pages
     from credo.web.pages_auth import router as start_pages
     from credo.web.pages_department import router as department_pages
     from credo.web.pages_department_files import router as department_file_pages
@@ -37,6 +38,7 @@ def install(app: FastAPI, *, idle_minutes: int = 30) -> None:
         subject_case_pages,
         review_pages,
         dashboard_pages,
+        preview_pages,
         admin_pages,
         department_pages,
         department_file_pages,

@@ -172,10 +172,10 @@ def revoke(key_id: int, user: AdminPage, register: RegisterDep) -> Response:
 @router.get("/policies")
 def policies(request: Request, user: AdminPage, register: RegisterDep) -> HTMLResponse:
     """Every stored policy version, and the form to activate a new one."""
-    return _policies_page(request, user, register)
+    return policies_page(request, user, register)
 
 
-def _policies_page(
+def policies_page(
     request: Request,
     user: Any,
     register: Any,
@@ -184,6 +184,7 @@ def _policies_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    """The versions table and the form to preview or activate a new policy file."""
     table = paginate(
         request,
         admin_data.policy_versions_list(register),
@@ -284,7 +285,7 @@ async def activate_new(
         body = (await file.read(MAX_POLICY + 1)).decode("utf-8", errors="replace")
     values = {"text": text, "comment": comment}
     if not body.strip():
-        return _policies_page(
+        return policies_page(
             request,
             user,
             register,
@@ -300,7 +301,7 @@ async def activate_new(
             errors = {
                 "text": exc.message + "".join(f" {p.location}: {p.message}." for p in exc.problems)
             }
-        return _policies_page(request, user, register, errors=errors, values=values, status=422)
+        return policies_page(request, user, register, errors=errors, values=values, status=422)
     return RedirectResponse(f"/admin/policies/{done.version_id}?activated=1", status_code=303)
 
 
