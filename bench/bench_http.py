@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import psycopg.sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -249,6 +250,19 @@ def pg_count(url: str, table: str) -> int:
     return int(row[0])
 
 
+def cancel_leftovers(engine: HttpPostgres, grace: float = 3.0) -> int:
+    """Cancel the database's statements still running `grace` seconds after wrk stopped
+    (searches whose clients gave up), so they do not load the next endpoint's run."""
+    time.sleep(grace)
+    with psycopg.connect(engine.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+            "AND state = 'active' AND pid <> pg_backend_pid() AND query NOT LIKE 'INSERT%%'",
+            (engine.db,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def settled_count(url: str, table: str, quiet: float = 1.0, limit: float = 60.0) -> int:
     """Rows in a table once it has stopped growing for `quiet` seconds (requests the server
     was still answering when wrk stopped are then counted too)."""
@@ -358,7 +372,13 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
     with psycopg.connect(engine.url) as conn:
         for title, statement, params in statements:
             out.append(f"-- {title}\n{statement}\n")
-            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).fetchall()
+            conn.execute("SET statement_timeout = '120s'")
+            try:
+                rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).fetchall()
+            except psycopg.errors.QueryCanceled:
+                conn.rollback()
+                out.append("(EXPLAIN ANALYZE did not finish in 120 s: the plan without ANALYZE)")
+                rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
             out.extend(str(row[0]) for row in rows)
             out.append("")
             conn.rollback()
@@ -747,6 +767,10 @@ def measure_credo(
                 dbname=engine.db,
             )
             report.runs.append(run)
+            stopped = cancel_leftovers(engine)
+            if stopped:
+                log(f"credo: {endpoint}: cancelled {stopped} statements still running after wrk")
+                run.extra["statements_cancelled_after_run"] = stopped
             logged = settled_count(engine.url, "inquiries") - inquiries_before
             per_answer = CHECK_SIZE if endpoint == "checks" else 1
             expected = run.ok * per_answer if endpoint in ("standing", "checks") else 0
