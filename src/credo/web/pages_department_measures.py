@@ -41,6 +41,7 @@ router = APIRouter(
 PER_PAGE = 20
 FEED_LIMIT = 1000
 
+
 def last_seen(register: Register, user_id: int, authority_id: str) -> tuple[int, datetime] | None:
     """The feed cursor this user last marked as seen for the authority, and when."""
     t = measure_feed_seen.c
