@@ -270,6 +270,13 @@ def activate_stored(
     return RedirectResponse(f"/admin/policies/{version_id}?activated=1", status_code=303)
 
 
+async def uploaded_policy(text: str, file: UploadFile | None) -> str:
+    """The policy text of the form: the chosen file's, else the pasted text."""
+    if file is not None and file.filename:
+        return (await file.read(MAX_POLICY + 1)).decode("utf-8", errors="replace")
+    return text
+
+
 @router.post("/policies")
 async def activate_new(
     request: Request,
@@ -280,9 +287,7 @@ async def activate_new(
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Check and activate a new policy file (uploaded or pasted), rescoring everyone."""
-    body = text
-    if file is not None and file.filename:
-        body = (await file.read(MAX_POLICY + 1)).decode("utf-8", errors="replace")
+    body = await uploaded_policy(text, file)
     values = {"text": text, "comment": comment}
     if not body.strip():
         return policies_page(

@@ -17,7 +17,7 @@ from credo.domain.errors import ConflictError, PolicyError, ValidationError
 from credo.services.preview import preview_policy
 from credo.web.charts import bar_chart, line_chart
 from credo.web.deps import AdminPage
-from credo.web.pages_admin import MAX_POLICY, policies_page
+from credo.web.pages_admin import MAX_POLICY, policies_page, uploaded_policy
 from credo.web.render import page
 from credo.web.session import verify_csrf
 
@@ -34,9 +34,7 @@ async def preview(
     file: Annotated[UploadFile | None, File()] = None,
 ) -> HTMLResponse:
     """What activating the uploaded or pasted policy would change, for everyone."""
-    body = text
-    if file is not None and file.filename:
-        body = (await file.read(MAX_POLICY + 1)).decode("utf-8", errors="replace")
+    body = await uploaded_policy(text, file)
     values = {"text": body, "comment": comment}
     if not body.strip():
         errors = {"text": "paste the policy or choose its file"}
