@@ -8,7 +8,7 @@ from typing import Any
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.scoring import compute_standing
 from credo.services.register import Register
-from credo.services.standing import Inquirer, check_purpose, log_inquiry, visible_standing
+from credo.services.standing import Inquiry, check_purpose, visible_standing, write_inquiries
 from credo.store import repository
 from credo.store.tables import subjects
 
@@ -47,8 +47,10 @@ def run_checks(
     """
     _validate(subject_ids)
     day = as_of or register.clock.today()
-    who = Inquirer(authority_id, "api")
-    with register.write() as conn:
+    looked: list[Inquiry] = []
+    # Read first, then log every answered subject in one short write (the audit chain's
+    # lock is held only for the inserts, not while records are read and scored).
+    with register.read() as conn:
         _, policy = register.active_policy(conn)
         check_purpose(policy, authority_id, purpose_id)
         known = {
@@ -61,6 +63,10 @@ def run_checks(
                 continue
             facts = repository.record_facts(conn, subject_id)
             standing = compute_standing(policy, subject_id, facts, day)
-            log_inquiry(conn, register, who, purpose_id, subject_id, day)
+            looked.append(
+                Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
+            )
             answers.append(visible_standing(policy, standing, authority_id, purpose_id))
+    if looked:
+        write_inquiries(register, looked)
     return answers
