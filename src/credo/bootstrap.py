@@ -18,4 +18,4 @@ def build_register(
         upgrade(engine)
     if clock is None:
         clock = FixedDateClock(settings.today) if settings.today else SystemClock()
-    return Register(engine=engine, clock=clock)
+    return Register(engine=engine, clock=clock, home=settings.home)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -24,6 +25,7 @@ class Register:
 
     engine: Engine
     clock: Clock
+    home: Path | None = None  # CREDO_HOME: where caches such as the preview snapshot live
     _policies: dict[int, Policy] = field(default_factory=dict)
 
     @contextmanager
