@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner, Result
@@ -31,7 +33,9 @@ from credo.services.policies import activate_policy
 from credo.services.preview import Engine, preview_policy, preview_standings
 from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
+from credo.services.standing import Inquiry, write_inquiries
 from credo.services.subjects import import_subjects
+from credo.store import audit, preview_duckdb
 from credo.store.tables import cases, records
 from tests.conftest import TODAY
 from tests.factories import file_rows, record, rows, subject
@@ -480,3 +484,157 @@ def test_cli_preview_refuses_a_wrong_policy_with_its_key(built: Register, tmp_pa
     assert "court.minor" in result.stderr and "valid_for" in result.stderr
     usage = run_cli(built, tmp_path, "policy", "preview", str(candidate), "--as-of", "soon")
     assert usage.exit_code == 2
+
+
+# ----------------------------------------------------------------------------- snapshot
+
+
+def snapshot_tables(register: Register, directory: Path) -> tuple[str, tuple[Any, ...]]:
+    """How the snapshot kept under `directory` was refreshed, and its three tables."""
+    with preview_duckdb.opened(register.engine, directory) as snap, register.read() as conn:
+        snap.refresh(register.engine, conn)
+        tables = tuple(
+            snap.run(f"SELECT * FROM {name} ORDER BY ALL")
+            for name in ("records", "cases", "subjects")
+        )
+        return snap.how, tables
+
+
+def assert_refreshed(register: Register, tmp_path: Path, how: str) -> None:
+    """The kept snapshot, refreshed `how`, equals one read afresh, and the DuckDB preview
+    equals the in-database one."""
+    assert register.home is not None
+    kept_how, kept = snapshot_tables(register, register.home)
+    fresh_dir = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
+    fresh_how, fresh = snapshot_tables(register, fresh_dir)
+    assert (kept_how, fresh_how) == (how, "full")
+    assert kept == fresh
+    report = preview_policy(register, CANDIDATE, engine=Engine.DUCKDB)
+    assert report.snapshot == "current"
+    sides = preview_standings(register, CANDIDATE, engine=Engine.DATABASE)
+    assert preview_standings(register, CANDIDATE, engine=Engine.DUCKDB) == sides
+
+
+def inquire(register: Register, sid: str) -> None:
+    now = register.clock.now()
+    write_inquiries(register, [Inquiry(sid, "personnel", "promotion", TODAY, now, "api")])
+
+
+def test_the_snapshot_is_kept_and_refreshed_incrementally_after_each_kind_of_change(
+    built: Register, clock: FixedDateClock, tmp_path: Path
+) -> None:
+    reg = built
+    first = preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB)
+    assert first.snapshot == "full"
+    assert reg.home is not None
+    assert preview_duckdb.snapshot_path(reg.engine, reg.home).exists()
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "current"
+    # an inquiry changes no score: the snapshot only moves its label
+    inquire(reg, "s-010")
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "current"
+    # new records, one of them on a subject with an open objection
+    file(reg, "N-1", "s-010", "court.defiance", "2026-03-10")
+    file(reg, "N-2", "s-003", "tax.arrears", "2026-03-01")
+    assert_refreshed(reg, tmp_path, "incremental")
+    # new subjects, then a record for one of them
+    import_subjects(
+        reg, rows([subject(61, organisation="Org 9"), subject(62)]), actor="t", source="more"
+    )
+    file(reg, "N-3", "s-061", "civic.volunteering", "2026-03-02")
+    assert_refreshed(reg, tmp_path, "incremental")
+    # an objection, then each decision: reject, correct, revoke, and a repair
+    ids = {
+        ref: file(reg, ref, sid, cat, day)
+        for ref, sid, cat, day in (
+            ("D-1", "s-020", "court.defiance", "2026-01-05"),
+            ("D-2", "s-021", "court.defiance", "2026-01-06"),
+            ("D-3", "s-022", "court.minor", "2026-01-07"),
+            ("D-4", "s-023", "tax.arrears", "2026-01-08"),
+        )
+    }
+    assert_refreshed(reg, tmp_path, "incremental")
+    objections = [
+        object_to_record(reg, sid, ids[ref], "Not me.")
+        for ref, sid in (("D-1", "s-020"), ("D-2", "s-021"), ("D-3", "s-022"))
+    ]
+    assert_refreshed(reg, tmp_path, "incremental")
+    clock.day = d("2026-03-20")
+    decide_case(reg, objections[0], reviewer="rev", outcome="reject", reasons="Proven.")
+    assert_refreshed(reg, tmp_path, "incremental")
+    decide_case(
+        reg,
+        objections[1],
+        reviewer="rev",
+        outcome="correct",
+        reasons="Minor.",
+        changes={"category": "court.minor"},
+    )
+    assert_refreshed(reg, tmp_path, "incremental")
+    decide_case(reg, objections[2], reviewer="rev", outcome="revoke", reasons="Wrong.")
+    repair = request_repair(reg, "s-023", ids["D-4"], "Paid.")
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "incremental"
+    decide_case(
+        reg, repair, reviewer="rev", outcome="approve", reasons="OK.", repair_on=d("2026-04-01")
+    )
+    inquire(reg, "s-023")
+    assert_refreshed(reg, tmp_path, "incremental")
+    # every change at once, then the prediction still holds for the real activation
+    file(reg, "N-4", "s-030", "court.defiance", "2026-03-19")
+    again = object_to_record(reg, "s-020", ids["D-1"], "Again.")
+    decide_case(reg, again, reviewer="rev", outcome="revoke", reasons="Wrong after all.")
+    clock.day = TODAY
+    predicted = preview_standings(reg, CANDIDATE, engine=Engine.DUCKDB)
+    assert predicted == preview_standings(reg, CANDIDATE, engine=Engine.DATABASE)
+    activate_policy(reg, CANDIDATE, actor="test", comment="go")
+    assert {s: a for s, (_, a) in predicted.items()} == stored(reg)
+
+
+def test_an_activation_is_replayed_into_the_snapshot(
+    built: Register, clock: FixedDateClock, tmp_path: Path
+) -> None:
+    reg = built
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    activate_policy(reg, CANDIDATE, actor="test", comment="go")
+    file(reg, "A-1", "s-040", "court.minor", "2026-03-01")
+    # the ends and due days activation rewrote, recomputed in DuckDB
+    assert_refreshed(reg, tmp_path, "incremental")
+    # and back: the base policy's durations again (an objection filed in between)
+    object_to_record(reg, "s-040", file(reg, "A-2", "s-040", "court.defiance", "2026-03-02"), "No.")
+    activate_policy(reg, BASE, actor="test", comment="back")
+    third = CANDIDATE.replace('version = "2"', 'version = "3"', 1).replace(
+        'valid_for = "P2Y"', 'valid_for = "P3Y"', 1
+    )
+    predicted = preview_standings(reg, third, engine=Engine.DUCKDB)
+    assert_refreshed(reg, tmp_path, "current")
+    activate_policy(reg, third, actor="test", comment="third")
+    assert {s: a for s, (_, a) in predicted.items()} == stored(reg)
+
+
+def test_a_snapshot_of_another_history_or_after_an_unknown_write_is_read_afresh(
+    built: Register, tmp_path: Path
+) -> None:
+    reg = built
+    assert reg.home is not None
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    path = preview_duckdb.snapshot_path(reg.engine, reg.home)
+    duck = duckdb.connect(str(path))
+    duck.execute("UPDATE credo_snapshot SET head_hash = 'not this chain'")
+    duck.close()
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    with reg.write() as conn:
+        audit.append(conn, actor="test", action="something.new", payload={}, at=reg.clock.now())
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    path.write_bytes(b"not a DuckDB file")
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "current"
+
+
+def test_previews_from_two_threads_take_turns_on_the_snapshot(built: Register) -> None:
+    expected = preview_policy(built, CANDIDATE, engine=Engine.DATABASE).to_json()
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(
+            pool.map(lambda _: preview_policy(built, CANDIDATE, engine=Engine.DUCKDB), range(4))
+        )
+    assert sorted(r.snapshot for r in reports) == ["current", "current", "current", "full"]
+    for report in reports:
+        assert _without_engine_note(report.to_json()) == expected

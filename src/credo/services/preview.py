@@ -17,13 +17,15 @@ score changes, explained record by record by the pure scorer under both policies
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import ConflictError, Problem, ValidationError
@@ -84,37 +86,79 @@ def preview_policy(
     """
     candidate = load_policy(text_, source)
     day = as_of or register.clock.today()
-    with _snapshot_transaction(register) as conn:
-        _, active = register.active_policy(conn)
-        notes = _notes(conn, active, candidate, text_, day, register.clock.today())
-        with _scorer(register, conn, engine, active, candidate, day) as run:
-            if _use_duckdb(engine):
-                notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
-            report = _report(conn, run, active, candidate, day, largest)
-            report.notes = notes
-            if with_fairness:
-                report.fairness = _fairness(run, active, candidate)
+
+    def check(conn: Connection, active: Policy) -> list[str]:
+        return _notes(conn, active, candidate, text_, day, register.clock.today())
+
+    with _scored(register, engine, candidate, day, check) as scored:
+        report = _report(scored.conn, scored.run, scored.active, candidate, day, largest)
+        report.notes = scored.notes
+        report.snapshot = scored.snapshot
+        if with_fairness:
+            report.fairness = _fairness(scored.run, scored.active, candidate)
     return report
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """Both scorings done: the read transaction, the active policy, the query runner over
+    the comparison table, the notes and how the snapshot was refreshed."""
+
+    conn: Connection
+    active: Policy
+    run: preview_sql.Run
+    notes: list[str]
+    snapshot: str
+
+
 @contextmanager
-def _scorer(
+def _scored(
     register: Register,
-    conn: Connection,
     engine: Engine,
-    active: Policy,
     candidate: Policy,
     day: date,
-) -> Iterator[preview_sql.Run]:
-    """Both scorings done; yields the query runner over the comparison table."""
-    if _use_duckdb(engine):
-        snap = preview_duckdb.snapshot(register.engine, _audit_head(conn))
-        with snap.lock:
-            snap.compare(active, candidate, day)
-            yield snap.run
-    else:
-        preview_sql.compare(conn, active, candidate, day)
-        yield preview_sql.runner(conn)
+    check: Callable[[Connection, Policy], list[str]],
+) -> Iterator[_Scored]:
+    """Both policies scored in one read transaction; `check` runs before the scoring and
+    gives the notes (or refuses the candidate)."""
+    if not _use_duckdb(engine):
+        with _snapshot_transaction(register) as conn:
+            _, active = register.active_policy(conn)
+            notes = check(conn, active)
+            preview_sql.compare(conn, active, candidate, day)
+            yield _Scored(conn, active, preview_sql.runner(conn), notes, "")
+        return
+    # The snapshot is held before the transaction begins, so it is never ahead of it.
+    with preview_duckdb.opened(register.engine, _snapshot_home(register)) as snap:
+        for attempt in range(1, RETRIES + 1):
+            with _snapshot_transaction(register) as conn:
+                _, active = register.active_policy(conn)
+                notes = check(conn, active)
+                try:
+                    snap.refresh(register.engine, conn)
+                except preview_duckdb.Moved:
+                    if attempt == RETRIES:
+                        raise
+                    continue
+                snap.compare(active, candidate, day)
+                notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
+                yield _Scored(conn, active, snap.run, notes, snap.how)
+                return
+
+
+RETRIES = 3  # fresh snapshot reads overtaken by a write before the preview gives up
+
+
+def _snapshot_home(register: Register) -> Path | None:
+    """Where the DuckDB snapshot file is kept: CREDO_HOME, else beside the SQLite file,
+    else nowhere (in memory, for this process only)."""
+    if register.home is not None:
+        return register.home
+    if register.engine.dialect.name == "sqlite" and register.engine.url.database:
+        database = register.engine.url.database
+        if database != ":memory:":
+            return Path(database).parent
+    return None
 
 
 def _use_duckdb(engine: Engine) -> bool:
@@ -124,10 +168,6 @@ def _use_duckdb(engine: Engine) -> bool:
             [Problem("engine", "duckdb is not installed")],
         )
     return engine == Engine.DUCKDB or (engine == Engine.AUTO and preview_duckdb.available())
-
-
-def _audit_head(conn: Connection) -> int:
-    return int(conn.execute(text("SELECT COALESCE(MAX(seq), 0) FROM audit_entries")).scalar_one())
 
 
 @contextmanager
@@ -382,14 +422,11 @@ def preview_standings(
     and research: what activating the candidate would store for each subject."""
     candidate = load_policy(text_, source)
     day = as_of or register.clock.today()
-    with _snapshot_transaction(register) as conn:
-        _, active = register.active_policy(conn)
-        run: preview_sql.Run
-        with _scorer(register, conn, engine, active, candidate, day) as run:
-            return {
-                str(r[0]): (
-                    (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
-                    (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
-                )
-                for r in preview_sql.all_rows(run)
-            }
+    with _scored(register, engine, candidate, day, lambda conn, active: []) as scored:
+        return {
+            str(r[0]): (
+                (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
+                (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
+            )
+            for r in preview_sql.all_rows(scored.run)
+        }

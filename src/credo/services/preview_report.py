@@ -91,6 +91,9 @@ class Preview:
     largest: list[ScoreChange]
     notes: list[str] = field(default_factory=list)
     fairness: dict[str, Any] | None = None
+    # How the DuckDB snapshot was brought to the register: "current", "incremental" or
+    # "full" ("" for the in-database engine). Not part of the report's JSON.
+    snapshot: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The whole report as JSON-ready data (the API's response body)."""
