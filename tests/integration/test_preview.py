@@ -493,10 +493,17 @@ def snapshot_tables(register: Register, directory: Path) -> tuple[str, tuple[Any
     """How the snapshot kept under `directory` was refreshed, and its three tables."""
     with preview_duckdb.opened(register.engine, directory) as snap, register.read() as conn:
         snap.refresh(register.engine, conn)
+        # subjects are numbered in the order they reached the snapshot: compare by name
         tables = tuple(
-            snap.run(f"SELECT * FROM {name} ORDER BY ALL")
+            snap.run(
+                f"SELECT t.* EXCLUDE (subject_id), s.name FROM {name} t "
+                "JOIN subjects s ON s.id = t.subject_id ORDER BY ALL"
+            )
+            if name != "subjects"
+            else snap.run("SELECT name, organisation FROM subjects ORDER BY ALL")
             for name in ("records", "cases", "subjects")
         )
+        assert len(tables[0]) == snap.run("SELECT COUNT(*) FROM records")[0][0]
         return snap.how, tables
 
 

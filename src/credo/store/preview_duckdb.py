@@ -32,7 +32,6 @@ PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import threading
@@ -49,7 +48,12 @@ from sqlalchemy.engine import Connection
 from credo.domain.policy import Policy
 from credo.store import preview_sql
 
-FORMAT = 2  # the snapshot's table layout; a file of another format is read afresh
+try:  # the lock that lets processes take turns on the snapshot file (POSIX)
+    import fcntl
+except ImportError:  # pragma: no cover - elsewhere the snapshot stays in memory
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT = 4  # the snapshot's table layout; a file of another format is read afresh
 # Audit actions that never change a scoring column of records, cases or subjects.
 IGNORED = (
     "inquiry.made",
@@ -68,16 +72,26 @@ BY_SUBJECT = ("objection.filed", "objection.decided", "repair.decided", "review.
 FULL_READ_SHARE = 0.5
 CHUNK = 500  # ids per IN list
 
+# Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
+# the scoring groups and joins on a 4-byte key instead of a string; only the comparison
+# table names subjects again (preview_sql.comparison_sql).
 _SCHEMA = (
-    "CREATE TABLE records (id BIGINT, subject_id VARCHAR, category VARCHAR, "
+    "CREATE TABLE records (id BIGINT, subject_id INTEGER, category VARCHAR, "
     "decided_on DATE, ends_on DATE, revoked BOOLEAN, counts_from DATE, counts_until DATE, "
     "repaired_on DATE)",
-    "CREATE TABLE cases (id BIGINT, subject_id VARCHAR, kind VARCHAR, record_id BIGINT, "
+    "CREATE TABLE cases (id BIGINT, subject_id INTEGER, kind VARCHAR, record_id BIGINT, "
     "category VARCHAR, filed_on DATE, decided_on DATE, due_on DATE)",
-    "CREATE TABLE subjects (id VARCHAR, organisation VARCHAR)",
+    "CREATE TABLE subjects (id INTEGER, organisation VARCHAR, name VARCHAR)",
     "CREATE TABLE credo_snapshot (format INTEGER, head BIGINT, head_hash VARCHAR, "
     "revision VARCHAR, policy_version BIGINT)",
+    # The subjects whose rows an incremental refresh changed, by the head it moved to: the
+    # kept "before" scoring rescores only these (see Snapshot.compare).
+    "CREATE TABLE credo_touched (seq BIGINT, subject_id INTEGER)",
+    # The active policy's scoring as of one day ("before"), named by its SQL text and the
+    # head it is current at.
+    "CREATE TABLE credo_scored_key (key VARCHAR, head BIGINT)",
 )
+_TABLES = ("records", "cases", "subjects", "credo_snapshot", "credo_touched", "credo_scored_key")
 _COLUMNS = {
     "records": (
         "id, subject_id, category, decided_on, ends_on, revoked, counts_from, counts_until, "
@@ -104,12 +118,16 @@ _SQLITE = {
 }
 # Typed DuckDB rows from raw Arrow ones (SQLite's text dates parsed here, in bulk).
 _TYPED = {
-    "records": "SELECT CAST(id AS BIGINT), subject_id, category, {d:decided_on}, "
-    "{d:ends_on}, CAST(revoked AS BOOLEAN), {d:counts_from}, {d:counts_until}, "
-    "{d:repaired_on} FROM {src}",
-    "cases": "SELECT CAST(id AS BIGINT), subject_id, kind, {n:record_id}, {s:category}, "
-    "{d:filed_on}, {d:decided_on}, {d:due_on} FROM {src}",
-    "subjects": "SELECT id, {s:organisation} FROM {src}",
+    "records": "SELECT CAST(t.id AS BIGINT), k.id, t.category, {d:decided_on}, {d:ends_on}, "
+    "CAST(t.revoked AS BOOLEAN), {d:counts_from}, {d:counts_until}, {d:repaired_on} "
+    "FROM {src} t JOIN subjects k ON k.name = t.subject_id",
+    "cases": "SELECT CAST(t.id AS BIGINT), k.id, t.kind, {n:record_id}, {s:category}, "
+    "{d:filed_on}, {d:decided_on}, {d:due_on} "
+    "FROM {src} t JOIN subjects k ON k.name = t.subject_id",
+    # new subjects are numbered after the highest number in use
+    "subjects": "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM subjects) + row_number() "
+    "OVER () AS INTEGER), {s:organisation}, t.id FROM {src} t "
+    "WHERE t.id NOT IN (SELECT name FROM subjects)",
 }
 RETRIES = 3
 
@@ -129,6 +147,7 @@ def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
     """The INSERT's SELECT for `table` from `source`; `empty_is_null` for ADBC's SQLite rows."""
 
     def column(kind: str, name: str) -> str:
+        name = f"t.{name}"
         if kind == "d":
             inner = f"NULLIF({name}, '')" if empty_is_null else name
             return f"CAST({inner} AS DATE)"
@@ -196,16 +215,49 @@ class Snapshot:
         return rows
 
     def compare(self, active: Policy, candidate: Policy, as_of: date) -> None:
-        """Both scorings and the comparison table `credo_preview`, in DuckDB (temporary
-        tables: nothing of a preview is written into the snapshot file)."""
+        """Both scorings and the comparison table `credo_preview`, in DuckDB.
+
+        The candidate's scoring and the comparison are temporary tables. The active
+        policy's scoring is kept in the snapshot (`credo_scored`) for the next preview on
+        the same day: after an incremental refresh only the subjects it touched are scored
+        again, by the same SQL restricted to them (as the register's own catch-up does).
+        """
         before, after, joined = preview_sql.comparison_sql("duckdb", active, candidate, as_of)
+        self._score_active(active, as_of, before)
         for name in ("credo_preview_before", "credo_preview_after", preview_sql.TABLE):
+            self.duck.execute(f"DROP VIEW IF EXISTS temp.{name}")
             self.duck.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        self.duck.execute(f"CREATE TEMP TABLE credo_preview_before AS {before}")
+        self.duck.execute("CREATE TEMP VIEW credo_preview_before AS SELECT * FROM credo_scored")
         self.duck.execute(f"CREATE TEMP TABLE credo_preview_after AS {after}")
         self.duck.execute(f"CREATE TEMP TABLE {preview_sql.TABLE} AS {joined}")
-        self.duck.execute("DROP TABLE temp.credo_preview_before")
+        self.duck.execute("DROP VIEW temp.credo_preview_before")
         self.duck.execute("DROP TABLE temp.credo_preview_after")
+
+    def _score_active(self, active: Policy, as_of: date, before: str) -> None:
+        """`credo_scored` = the `before` scoring at the snapshot's head."""
+        key = hashlib.sha256(before.encode()).hexdigest()
+        kept = self.head()
+        assert kept is not None, "compare after refresh"
+        duck = self.duck
+        found = duck.execute("SELECT key, head FROM credo_scored_key").fetchone()
+        duck.execute("BEGIN TRANSACTION")
+        try:
+            if found is not None and found[0] == key and int(found[1]) <= kept.seq:
+                touched = f"SELECT subject_id FROM credo_touched WHERE seq > {int(found[1])}"
+                if duck.execute(f"SELECT COUNT(*) FROM ({touched})").fetchone()[0]:
+                    some = preview_sql.active_sql("duckdb", active, as_of, touched)
+                    duck.execute(f"DELETE FROM credo_scored WHERE subject_id IN ({touched})")
+                    duck.execute(f"INSERT INTO credo_scored {some}")
+            else:
+                duck.execute("DROP TABLE IF EXISTS main.credo_scored")
+                duck.execute(f"CREATE TABLE credo_scored AS {before}")
+            duck.execute("DELETE FROM credo_touched")
+            duck.execute("DELETE FROM credo_scored_key")
+            duck.execute("INSERT INTO credo_scored_key VALUES (?, ?)", [key, kept.seq])
+            duck.execute("COMMIT")
+        except BaseException:
+            duck.execute("ROLLBACK")
+            raise
 
     def head(self) -> Head | None:
         """The head the snapshot was taken at, or None when it holds nothing usable."""
@@ -281,12 +333,25 @@ class Snapshot:
                 self._replay_activation(conn, policy, version_id, ends)
                 policy = version_id
             for chunk in _chunks(subjects):
-                values = _values(chunk)
-                duck.execute(f"DELETE FROM records WHERE subject_id IN {values}")
-                duck.execute(f"DELETE FROM cases WHERE subject_id IN {values}")
+                keys = f"(SELECT id FROM subjects WHERE name IN {_values(chunk)})"
+                duck.execute(f"DELETE FROM records WHERE subject_id IN {keys}")
+                duck.execute(f"DELETE FROM cases WHERE subject_id IN {keys}")
+            _load(duck, "subjects", subject_rows, replace=False)  # numbered before use
             _load(duck, "records", _unique(record_rows), replace=True)
             _load(duck, "cases", case_rows, replace=False)
-            _load(duck, "subjects", subject_rows, replace=True)
+            if changes.activations:  # every record's end may have moved
+                duck.execute("DELETE FROM credo_scored_key")
+            names = {
+                *subjects,
+                *(str(r[1]) for r in record_rows),
+                *(str(r[0]) for r in subject_rows),
+            }
+            for chunk in _chunks(sorted(names)):
+                duck.execute(
+                    "INSERT INTO credo_touched SELECT ?, id FROM subjects "
+                    f"WHERE name IN {_values(chunk)}",
+                    [now.seq],
+                )
             _label(duck, now)
             duck.execute("COMMIT")
         except BaseException:
@@ -323,12 +388,13 @@ class Snapshot:
         duck = self.duck
         duck.execute("BEGIN TRANSACTION")
         try:
-            for name in ("records", "cases", "subjects", "credo_snapshot"):
+            for name in (*_TABLES, "credo_scored"):
                 duck.execute(f"DROP TABLE IF EXISTS main.{name}")
             for ddl in _SCHEMA:
                 duck.execute(ddl)
             sqlite = engine.dialect.name == "sqlite"
-            for name, table in tables.items():
+            for name in ("subjects", "records", "cases"):  # subjects numbered first
+                table = tables[name]
                 duck.register(f"raw_{name}", table)
                 duck.execute(
                     f"INSERT INTO {name} {_typed(name, f'raw_{name}', empty_is_null=sqlite)}"
@@ -565,7 +631,7 @@ def opened(engine: Engine, directory: Path | None) -> Iterator[Snapshot]:
     with _LOCK:
         lock = _locks.setdefault(url, threading.Lock())
     with lock:
-        if directory is None:
+        if directory is None or fcntl is None:
             with _LOCK:
                 duck = _memory.get(url)
                 if duck is None:

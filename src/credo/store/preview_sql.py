@@ -89,13 +89,21 @@ def _with_day(sql: str, literal: str) -> str:
     return re.sub(r"(?<![\w:.'-]):t\b", literal, sql)
 
 
+def active_sql(dialect: str, active: Policy, as_of: date, subjects: str | None = None) -> str:
+    """The "before" SELECT: the active policy over the stored ends and due days, as of
+    `as_of`, for every subject or for those the `subjects` subquery returns."""
+    return _with_day(
+        RescoreSql(active).select(subjects, dialect=dialect), _day_literal(dialect, as_of)
+    )
+
+
 def comparison_sql(
     dialect: str, active: Policy, candidate: Policy, as_of: date
 ) -> tuple[str, str, str]:
     """(before, after, joined) SELECTs: the two scorings and the comparison row per subject:
     subject_id, organisation, then b_/a_ score, grade, lists and measures."""
     day = _day_literal(dialect, as_of)
-    before = _with_day(RescoreSql(active).select(dialect=dialect), day)
+    before = active_sql(dialect, active, as_of)
     after = _with_day(
         RescoreSql(candidate).select(
             dialect=dialect,
@@ -104,8 +112,10 @@ def comparison_sql(
         ),
         day,
     )
+    # DuckDB's snapshot numbers its subjects and keeps the register's id as `name`.
+    subject = "s.name" if dialect == "duckdb" else "b.subject_id"
     joined = (
-        "SELECT b.subject_id, s.organisation, "
+        f"SELECT {subject} AS subject_id, s.organisation, "
         "b.score AS b_score, b.grade AS b_grade, b.lists AS b_lists, "
         "b.measures AS b_measures, a.score AS a_score, a.grade AS a_grade, "
         "a.lists AS a_lists, a.measures AS a_measures "
