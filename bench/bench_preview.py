@@ -144,9 +144,10 @@ def candidate_text(policy_text: str) -> str:
 # ----------------------------------------------------------------------------- reference
 
 
-def reference_rescore(runs: int) -> dict[str, Any]:
+def reference_rescore(runs: int, shape: Shape | None = None) -> dict[str, Any]:
     """The reference DuckDB rescore (its bench_duckdb.py) on a copy of the reference bench
-    with its own data and environment; returns its figures."""
+    with its own data and environment; returns its figures. With `shape`, the copy's
+    constants are set to that many subjects and records (a reduced-scale run)."""
     python = os.environ.get("REFBENCH_PYTHON", "/tmp/refbench/bin/python")
     if not Path(python).exists():
         raise SystemExit(
@@ -154,20 +155,27 @@ def reference_rescore(runs: int) -> dict[str, Any]:
             "(python -m venv /tmp/refbench; pip install numpy pyarrow duckdb) or set "
             "REFBENCH_PYTHON"
         )
-    REFERENCE_COPY.mkdir(parents=True, exist_ok=True)
+    copy = REFERENCE_COPY
+    if shape is not None:
+        copy = REFERENCE_COPY.with_name(f"reference-bench-{shape.subjects}-{shape.records}")
+    copy.mkdir(parents=True, exist_ok=True)
     for source in REFERENCE.glob("*.py"):
-        shutil.copy2(source, REFERENCE_COPY / source.name)
-    (REFERENCE_COPY / "data").mkdir(exist_ok=True)
-    if not (REFERENCE_COPY / "data" / "reference.json").exists():
+        shutil.copy2(source, copy / source.name)
+    if shape is not None:
+        common = (copy / "common.py").read_text(encoding="utf-8")
+        for name, value in (("N_SUBJECTS", shape.subjects), ("N_RECORDS", shape.records)):
+            line = next(x for x in common.splitlines() if x.startswith(f"{name} = "))
+            common = common.replace(line, f"{name} = {value}")
+        (copy / "common.py").write_text(common, encoding="utf-8")
+    (copy / "data").mkdir(exist_ok=True)
+    if not (copy / "data" / "reference.json").exists():
         log("reference: generating its data (gen_data.py)")
-        subprocess.run([python, "gen_data.py"], cwd=REFERENCE_COPY, check=True)
+        subprocess.run([python, "gen_data.py"], cwd=copy, check=True)
     medians = []
     for n in range(runs):
         log(f"reference: DuckDB rescore, run {n + 1}/{runs} (bench_duckdb.py, 3 timings each)")
-        subprocess.run(
-            [python, "bench_duckdb.py"], cwd=REFERENCE_COPY, check=True, capture_output=True
-        )
-        result = json.loads((REFERENCE_COPY / "results" / "duckdb.json").read_text())
+        subprocess.run([python, "bench_duckdb.py"], cwd=copy, check=True, capture_output=True)
+        result = json.loads((copy / "results" / "duckdb.json").read_text())
         medians.append(result["rescore_table"]["median_s"])
     return {
         "engine": result["engine"],
@@ -194,40 +202,89 @@ def comparable(report: Preview) -> dict[str, Any]:
     return data
 
 
+def small_change(register: Register, tag: str) -> None:
+    """What happens between two previews on a live register: ten records filed one by one,
+    an objection to one of them rejected, and 200 inquiries."""
+    from credo.services.cases import decide_case, object_to_record
+    from credo.services.filing import file_record
+    from credo.services.standing import Inquiry, write_inquiries
+
+    subjects = [f"s-{1 + (time.time_ns() // 1000 + 97 * n) % 1000:07d}" for n in range(10)]
+    filed = [
+        file_record(
+            register,
+            {
+                "reference": f"PREVIEW-BENCH-{tag}-{n}",
+                "subject_id": sid,
+                "category": "court.order_defiance",
+                "decided_on": "2025-12-15",
+                "legal_basis": "Bench Law art. 1",
+                "summary": "A record filed between two previews",
+            },
+            authority_id=br.AUTHORITY,
+            actor="bench",
+        )
+        for n, sid in enumerate(subjects)
+    ]
+    case = object_to_record(register, subjects[0], filed[0].record_id, "Not me.")
+    decide_case(register, case, reviewer="bench", outcome="reject", reasons="Proven.")
+    now = register.clock.now()
+    write_inquiries(
+        register, [Inquiry(sid, br.AUTHORITY, "bench", TODAY, now, "api") for sid in subjects] * 20
+    )
+
+
 def bench_preview(
     register: Register, candidate: str, runs: int, database_runs: int, figures: dict[str, Any]
 ) -> list[str]:
     """Time the preview every way; returns the problems found."""
     problems: list[str] = []
+    home = register.home
 
-    def cold(fairness: bool) -> Preview:
-        preview_duckdb.forget()  # nothing cached: from the operational store to the report
+    def preview(fairness: bool = False) -> Preview:
         return preview_policy(register, candidate, engine=Engine.DUCKDB, with_fairness=fairness)
 
-    plans: list[tuple[str, Callable[[], Preview], int]] = [
-        ("duckdb_cold_s", lambda: cold(False), runs),
-        ("duckdb_cold_fairness_s", lambda: cold(True), 1),
-        (
-            "duckdb_warm_s",
-            lambda: preview_policy(register, candidate, engine=Engine.DUCKDB, with_fairness=False),
-            runs,
-        ),
+    def cold(fairness: bool) -> Preview:
+        # nothing kept, in memory or on disk: from the operational store to the report
+        preview_duckdb.forget(home, register.engine)
+        return preview(fairness)
+
+    changes = iter(range(1_000_000))
+
+    def incremental() -> Preview:
+        return preview()
+
+    def before_incremental() -> None:
+        small_change(register, f"{time.time_ns()}-{next(changes)}")
+
+    plans: list[tuple[str, Callable[[], Preview], int, str, Callable[[], None] | None]] = [
+        ("duckdb_cold_s", lambda: cold(False), runs, "full", None),
+        ("duckdb_cold_fairness_s", lambda: cold(True), 1, "full", None),
+        ("duckdb_warm_s", preview, runs, "current", None),
         (
             "database_s",
             lambda: preview_policy(
                 register, candidate, engine=Engine.DATABASE, with_fairness=False
             ),
             database_runs,
+            "",
+            None,
         ),
+        ("duckdb_incremental_s", incremental, runs, "incremental", before_incremental),
+        ("duckdb_cold_after_changes_s", lambda: cold(False), 1, "full", None),
     ]
     reports: dict[str, Preview] = {}
-    for key, fn, count in plans:
+    for key, fn, count, how, setup in plans:
         times = []
         for n in range(count):
+            if setup is not None:
+                setup()  # not timed: the write a preview then catches up with
             log(f"  {key}: run {n + 1}/{count}")
             seconds, reports[key] = timed(fn)
             times.append(seconds)
-            log(f"  {key}: {seconds:.2f} s")
+            log(f"  {key}: {seconds:.2f} s (snapshot: {reports[key].snapshot or '-'})")
+            if reports[key].snapshot != how:
+                problems.append(f"{key}: snapshot {reports[key].snapshot!r}, expected {how!r}")
         if times:
             figures[key] = round(statistics.median(times), 3)
             figures[key.removesuffix("_s") + "_runs_s"] = [round(t, 3) for t in times]
@@ -235,9 +292,13 @@ def bench_preview(
     figures["subjects"] = base["subjects"]
     figures["score_changed"] = base["score_changed"]
     figures["grade_changed"] = base["grade_changed"]
-    for key, report in reports.items():
-        if key != "duckdb_cold_fairness_s" and comparable(report) != base:
+    for key in ("duckdb_warm_s", "database_s"):
+        if key in reports and comparable(reports[key]) != base:
             problems.append(f"{key}: the report differs from the cold DuckDB one")
+    if "duckdb_incremental_s" in reports and comparable(
+        reports["duckdb_incremental_s"]
+    ) != comparable(reports["duckdb_cold_after_changes_s"]):
+        problems.append("the incrementally refreshed report differs from one read afresh")
     return problems
 
 
@@ -309,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             results[engine.name] = {"import_s": build(engine, shape, subjects_csv, records_csv)}
         if args.build_only:
             return 0
-        reference = {"before": reference_rescore(args.reference_runs)}
+        scale = None if (shape.subjects, shape.records) == (1_000_000, 10_000_000) else shape
+        reference = {"before": reference_rescore(args.reference_runs, scale)}
         for engine in engines:
             log(f"{engine.name}: preview of {candidate.splitlines()[0] or 'the candidate'}")
             register = build_register(engine.settings())
@@ -327,9 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                         for p in verify_activation(register, policy_text, candidate)
                     ]
             finally:
-                preview_duckdb.forget()
+                preview_duckdb.forget(register.home, register.engine)
                 register.engine.dispose()
-        reference["after"] = reference_rescore(args.reference_runs)
+        reference["after"] = reference_rescore(args.reference_runs, scale)
     finally:
         if not args.keep_data and not args.build_only:
             for engine in engines:
@@ -340,7 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ref_s = round(statistics.median(medians), 3)
     for figures in results.values():
-        for key in ("duckdb_cold_s", "duckdb_cold_fairness_s", "duckdb_warm_s", "database_s"):
+        for key in (
+            "duckdb_cold_s",
+            "duckdb_cold_fairness_s",
+            "duckdb_warm_s",
+            "duckdb_incremental_s",
+            "database_s",
+        ):
             if key in figures:
                 figures[key.removesuffix("_s") + "_ratio"] = round(figures[key] / ref_s, 2)
     report = {
@@ -362,8 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         ("  ratio to reference", "duckdb_cold_ratio"),
         ("DuckDB preview, cold, with fairness, s", "duckdb_cold_fairness_s"),
         ("  ratio to reference", "duckdb_cold_fairness_ratio"),
-        ("DuckDB preview, snapshot reused, s", "duckdb_warm_s"),
+        ("DuckDB preview, snapshot current, s", "duckdb_warm_s"),
         ("  ratio to reference", "duckdb_warm_ratio"),
+        ("DuckDB preview after a small change, s", "duckdb_incremental_s"),
+        ("  ratio to reference", "duckdb_incremental_ratio"),
         ("in-database preview (SQL), s", "database_s"),
         ("  ratio to reference", "database_ratio"),
         ("subjects changing score", "score_changed"),
