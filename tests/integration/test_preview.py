@@ -645,3 +645,21 @@ def test_previews_from_two_threads_take_turns_on_the_snapshot(built: Register) -
     assert sorted(r.snapshot for r in reports) == ["current", "current", "current", "full"]
     for report in reports:
         assert _without_engine_note(report.to_json()) == expected
+
+
+def test_a_home_that_cannot_hold_the_snapshot_keeps_it_in_memory(
+    built: Register, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("", encoding="utf-8")
+    built.home = blocked
+    try:
+        assert preview_policy(built, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+        inquire(built, "s-010")
+        file(built, "M-1", "s-011", "court.defiance", "2026-03-01")
+        report = preview_policy(built, CANDIDATE, engine=Engine.DUCKDB)
+        assert report.snapshot == "incremental"
+        expected = preview_policy(built, CANDIDATE, engine=Engine.DATABASE).to_json()
+        assert _without_engine_note(report.to_json()) == expected
+    finally:
+        preview_duckdb.forget()

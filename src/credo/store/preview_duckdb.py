@@ -224,8 +224,8 @@ class Snapshot:
         """
         before, after, joined = preview_sql.comparison_sql("duckdb", active, candidate, as_of)
         self._score_active(active, as_of, before)
-        for name in ("credo_preview_before", "credo_preview_after", preview_sql.TABLE):
-            self.duck.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        self.duck.execute("DROP VIEW IF EXISTS temp.credo_preview_before")
+        for name in ("credo_preview_after", preview_sql.TABLE):
             self.duck.execute(f"DROP TABLE IF EXISTS temp.{name}")
         self.duck.execute("CREATE TEMP VIEW credo_preview_before AS SELECT * FROM credo_scored")
         self.duck.execute(f"CREATE TEMP TABLE credo_preview_after AS {after}")
@@ -631,18 +631,18 @@ def opened(engine: Engine, directory: Path | None) -> Iterator[Snapshot]:
     with _LOCK:
         lock = _locks.setdefault(url, threading.Lock())
     with lock:
-        if directory is None or fcntl is None:
+        held = _lock_file(engine, directory)
+        if held is None:
             with _LOCK:
                 duck = _memory.get(url)
                 if duck is None:
                     duck = _memory[url] = duckdb.connect()
             yield Snapshot(duck, None)
             return
-        directory.mkdir(parents=True, exist_ok=True)
-        path = snapshot_path(engine, directory)
-        with open(path.with_suffix(".lock"), "w") as held:
+        with held:
             fcntl.flock(held, fcntl.LOCK_EX)
             try:
+                path = snapshot_path(engine, Path(held.name).parent)
                 duck = _open_file(path)
                 try:
                     yield Snapshot(duck, path)
@@ -650,6 +650,18 @@ def opened(engine: Engine, directory: Path | None) -> Iterator[Snapshot]:
                     duck.close()
             finally:
                 fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def _lock_file(engine: Engine, directory: Path | None) -> Any:
+    """The open lock file beside the snapshot, or None to keep the snapshot in memory (no
+    home, no POSIX locks, or a home that cannot be written)."""
+    if directory is None or fcntl is None:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return open(snapshot_path(engine, directory).with_suffix(".lock"), "w")
+    except OSError:
+        return None
 
 
 def _open_file(path: Path) -> Any:
