@@ -4,9 +4,15 @@ Builds (or, with --keep-data, reuses) a synthetic register of N subjects and M r
 through credo's own `credo init` / `credo subjects import` / `credo import`, on SQLite and
 PostgreSQL, then times the impact preview of a candidate policy (the benchmark policy with
 changed points, validity periods, a cap and the objection period) from the operational
-store to the finished report, in process, as `credo policy preview` runs it. In the same
-run it times the reference DuckDB rescore of ../shared/reference-bench (its own data, its
-own SQL), so the preview's figure comes with a ratio measured side by side.
+store to the finished report, in process, as `credo policy preview` runs it: cold (the
+snapshot file under CREDO_HOME deleted first), current (nothing written since the last
+preview) and after a small change (ten filings, a rejected objection and 200 inquiries
+since the last preview, caught up incrementally). In the same run it times the reference
+DuckDB rescore of ../shared/reference-bench (its own data, its own SQL; at a reduced scale,
+the reference's constants are set to the same numbers of subjects and records), so the
+preview's figure comes with a ratio measured side by side.
+
+The small changes stay in a kept register: each run adds eleven records to it.
 
 Run from the repository root with the project's interpreter:
 
