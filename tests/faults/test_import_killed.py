@@ -35,7 +35,8 @@ from tests.faults.conftest import (
 
 SUBJECTS = 2_000
 ROWS = 24_000  # about 4.7 MB: big enough for `credo import` to validate in a worker process
-CHUNK_BYTES = 512 * 1024  # about 2,600 rows per transaction: many commit points to land between
+CHUNK_BYTES = 512 * 1024  # about 2,600 rows per batch
+COMMIT_ROWS = 1  # a transaction per batch: many commit points to land between
 KILLS = 2  # kills after some rows are stored, besides one before the first commit
 
 
@@ -86,7 +87,9 @@ def test_an_import_killed_at_random_points_ends_with_exactly_the_good_rows(
     data = records_file(tmp_path / "discipline.csv", rows=ROWS, subjects=SUBJECTS)
     assert data.path.stat().st_size > 4 * 1024 * 1024
     credo = Credo(
-        tmp_path / "home", database_url, extra_env={"CREDO_CHUNK_BYTES": f"{CHUNK_BYTES}"}
+        tmp_path / "home",
+        database_url,
+        extra_env={"CREDO_CHUNK_BYTES": f"{CHUNK_BYTES}", "CREDO_COMMIT_ROWS": f"{COMMIT_ROWS}"},
     )
     rng = random.Random(20260315)
     # The first kill lands while the process starts or validates its first chunk; each later

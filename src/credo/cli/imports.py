@@ -133,6 +133,7 @@ def import_records_cmd(
             actor=actor(),
             source=file.name,
             chunk_bytes=settings.chunk_bytes,
+            commit_rows=settings.commit_rows,
             workers=workers,
             on_bytes=advance,
             on_reject=rejects,

@@ -18,7 +18,7 @@ from credo.domain.errors import Problem, ValidationError
 from credo.domain.filing import RECORD_FIELDS, validate_record
 from credo.domain.policy import Policy
 from credo.domain.scoring import Standing, compute_standing
-from credo.services.notices import notify, notify_batch
+from credo.services.notices import notify, notify_records
 from credo.services.register import Register
 from credo.services.sources import RawChunk, SourceRow, parse_chunk, raw_text, read_chunks
 from credo.store import audit, memberships, repository
@@ -186,12 +186,18 @@ def _store_batch(
     """Insert one batch of new records, their notices and the audit entry; returns its id."""
     batch_id = repository.new_batch(conn, "records", source, now, authority_id)
     stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
-    after = repository.newest_record_id(conn)
+    # The ids are drawn first, so the batch's ids, its notices and its audit entry need no
+    # query over the records table (which, mid-import, the planner's statistics lag behind).
+    ids = repository.new_record_ids(conn, len(fresh))
     repository.insert_rows(
-        conn, "records", ROW_COLUMNS, fresh, constants={"batch_id": batch_id, "filed_at": stamp}
+        conn,
+        "records",
+        ("id", *ROW_COLUMNS),
+        [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
+        constants={"batch_id": batch_id, "filed_at": stamp},
     )
-    notify_batch(conn, batch_id, after, now)
-    count, first, last = repository.record_ids_for_batch(conn, batch_id, after)
+    notify_records(conn, [(row[_SUBJECT], i) for i, row in zip(ids, fresh, strict=True)], now)
+    count, first, last = len(ids), ids[0], ids[-1]
     audit.append(
         conn,
         actor=actor,
@@ -216,6 +222,34 @@ def _batches(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
         yield batch
 
 
+def _store_into(
+    conn: Any,
+    prepared: Prepared,
+    report: ImportReport,
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    now: datetime,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None],
+) -> int:
+    """Report a batch's refusals and store its new rows in the open transaction; returns
+    how many rows it stored."""
+    for reject in prepared.rejects:
+        _reject(report, on_reject, reject)
+    if not prepared.rows:
+        return 0
+    known = set(repository.existing_subjects(conn, (r[_SUBJECT] for r in prepared.rows)))
+    filed = repository.existing_references(conn, authority_id, (r[_REF] for r in prepared.rows))
+    fresh = _classify(prepared, known, filed, report, on_reject, on_accept)
+    if fresh:
+        _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
+        report.stored += len(fresh)
+        report.batches += 1
+    return len(fresh)
+
+
 def _store_prepared(
     register: Register,
     prepared: Prepared,
@@ -228,20 +262,62 @@ def _store_prepared(
     on_accept: Callable[[int, str, str], None],
 ) -> None:
     """Report a batch's refusals and store its new rows in one transaction."""
-    for reject in prepared.rejects:
-        _reject(report, on_reject, reject)
     if not prepared.rows:
+        for reject in prepared.rejects:
+            _reject(report, on_reject, reject)
         return
-    now = register.clock.now()
     with register.write() as conn:
         lock_register(conn, exclusive=False, authority_id=authority_id)
-        known = set(repository.existing_subjects(conn, (r[_SUBJECT] for r in prepared.rows)))
-        filed = repository.existing_references(conn, authority_id, (r[_REF] for r in prepared.rows))
-        fresh = _classify(prepared, known, filed, report, on_reject, on_accept)
-        if fresh:
-            _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
-            report.stored += len(fresh)
-            report.batches += 1
+        _store_into(
+            conn,
+            prepared,
+            report,
+            authority_id=authority_id,
+            actor=actor,
+            source=source,
+            now=register.clock.now(),
+            on_reject=on_reject,
+            on_accept=on_accept,
+        )
+
+
+def _store_grouped(
+    register: Register,
+    batches: Iterator[Prepared],
+    report: ImportReport,
+    *,
+    commit_rows: int,
+    authority_id: str,
+    actor: str,
+    source: str,
+    on_reject: Callable[[Reject], None],
+) -> None:
+    """Store batches in file order, committing once at least `commit_rows` rows are in.
+
+    Each batch keeps its own audit entry; a transaction holds several, so an index page
+    touched by many batches is written once per commit rather than once per batch.
+    """
+    done = False
+    while not done:
+        done = True
+        with register.write() as conn:
+            lock_register(conn, exclusive=False, authority_id=authority_id)
+            stored = 0
+            for prepared in batches:
+                stored += _store_into(
+                    conn,
+                    prepared,
+                    report,
+                    authority_id=authority_id,
+                    actor=actor,
+                    source=source,
+                    now=register.clock.now(),
+                    on_reject=on_reject,
+                    on_accept=_ignore,
+                )
+                if stored >= commit_rows:
+                    done = False
+                    break
 
 
 def import_records(
@@ -311,14 +387,16 @@ def import_file(
     authority_id: str,
     actor: str,
     source: str,
-    chunk_bytes: int = 8 << 20,
+    chunk_bytes: int = 4 << 20,
+    commit_rows: int = 100_000,
     workers: int = 1,
     on_bytes: Callable[[int], None] | None = None,
     on_reject: Callable[[Reject], None] = lambda r: None,
 ) -> ImportReport:
     """`credo import`: cut a file into chunks of whole rows (about `chunk_bytes` each) while
-    `workers` processes parse and validate them; each chunk is stored, in file order, in one
-    transaction as soon as it is ready."""
+    `workers` processes parse and validate them; the chunks are stored in file order, one
+    audit entry each, in transactions of at least `commit_rows` rows (one per chunk when a
+    chunk is bigger)."""
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         _, policy_text = repository.active_policy_row(conn)
@@ -327,22 +405,20 @@ def import_file(
     report = ImportReport()
     raw = read_chunks(stream, fmt, RECORD_FIELDS, chunk_bytes, on_bytes)
     store = partial(
-        _store_prepared,
+        _store_grouped,
         register,
         report=report,
+        commit_rows=commit_rows,
         authority_id=authority_id,
         actor=actor,
         source=source,
         on_reject=on_reject,
-        on_accept=_ignore,
     )
     if workers < 1:
-        for batch in raw:
-            store(
-                prepare_batch(
-                    parse_chunk(batch), policy=policy, authority_id=authority_id, today=today
-                )
-            )
+        store(
+            prepare_batch(parse_chunk(batch), policy=policy, authority_id=authority_id, today=today)
+            for batch in raw
+        )
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
@@ -351,17 +427,24 @@ def import_file(
             initializer=_worker_init,
             initargs=(policy_text, authority_id, today),
         ) as pool:
-            in_flight: deque[Future[Prepared]] = deque()
-            for batch in raw:
-                in_flight.append(pool.submit(_worker_prepare, batch))
-                if len(in_flight) > workers:
-                    store(in_flight.popleft().result())
-            while in_flight:
-                store(in_flight.popleft().result())
+            store(_in_order(pool, raw, workers))
     # Also when this run stored nothing: a run killed during its rescore left records that
     # the stored standings do not reflect yet, and re-running the file must catch them up.
     report.rescored = rescore_register_pending(register)
     return report
+
+
+def _in_order(
+    pool: ProcessPoolExecutor, raw: Iterator[RawChunk], workers: int
+) -> Iterator[Prepared]:
+    """Chunks prepared by the pool, in file order, with at most `workers` + 1 in flight."""
+    in_flight: deque[Future[Prepared]] = deque()
+    for batch in raw:
+        in_flight.append(pool.submit(_worker_prepare, batch))
+        if len(in_flight) > workers:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
 
 
 def rescore_register_pending(register: Register) -> int:

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.policy import Policy
 from credo.services.register import Register
+from credo.store import repository
 from credo.store.db import is_sqlite
 from credo.store.tables import notices, records, subjects
 
@@ -99,18 +100,15 @@ def notify(
     )
 
 
-def notify_batch(conn: Connection, batch_id: int, after: int, now: datetime) -> None:
-    """One `record.filed` notice per record of a batch (ids above `after`), set-based.
-
-    The ids are literals so that PostgreSQL plans a primary-key range, never a generic scan.
-    """
-    conn.execute(
-        text(
-            "INSERT INTO notices (subject_id, kind, record_id, created_at, status, attempts) "
-            "SELECT subject_id, 'record.filed', id, :now, 'pending', 0 FROM records "
-            f"WHERE id > {int(after)} AND batch_id = {int(batch_id)}"
-        ),
-        {"now": now},
+def notify_records(conn: Connection, filed: list[tuple[str, int]], now: datetime) -> None:
+    """One `record.filed` notice per (subject id, record id) just stored, in one bulk insert."""
+    stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
+    repository.insert_rows(
+        conn,
+        "notices",
+        ("subject_id", "record_id"),
+        filed,
+        constants={"kind": "record.filed", "created_at": stamp, "status": "pending", "attempts": 0},
     )
 
 

@@ -180,7 +180,7 @@ def read_chunks(
     stream: BinaryIO,
     fmt: str,
     allowed: tuple[str, ...],
-    chunk_bytes: int = 8 << 20,
+    chunk_bytes: int = 4 << 20,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[RawChunk]:
     """Cut a CSV or JSON Lines stream into chunks of whole rows (the CSV header is checked

@@ -133,19 +133,21 @@ def newest_record_id(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(records.c.id), 0))).scalar_one())
 
 
-def record_ids_for_batch(conn: Connection, batch_id: int, after: int) -> tuple[int, int, int]:
-    """(count, first id, last id) of the records a batch stored, all with ids above `after`.
+def new_record_ids(conn: Connection, count: int) -> list[int]:
+    """`count` fresh record ids, ascending, for rows this transaction is about to insert.
 
-    The ids are written into the SQL text: a prepared, generic plan for `id > $1` would scan
-    the whole table on PostgreSQL, while the literal lets the planner use the primary key.
+    PostgreSQL draws them from the table's sequence (safe beside concurrent filers); SQLite
+    has one writer at a time, so the ids after the highest stored one are free.
     """
-    row = conn.execute(
-        text(
-            "SELECT COUNT(*), MIN(id), MAX(id) FROM records "
-            f"WHERE id > {int(after)} AND batch_id = {int(batch_id)}"
-        )
-    ).one()
-    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+    if count <= 0:
+        return []
+    if is_sqlite(conn):
+        first = newest_record_id(conn) + 1
+        return list(range(first, first + count))
+    rows = conn.execute(
+        text("SELECT nextval('records_id_seq') FROM generate_series(1, :n)"), {"n": count}
+    )
+    return sorted(int(r[0]) for r in rows)
 
 
 def subject_row(conn: Connection, subject_id: str) -> Any:
