@@ -107,10 +107,15 @@ _FROM = {
 }
 # SQLite keeps dates as ISO text and flags as integers; empty strings stand for NULL so that
 # every column has one type from the first row on (ADBC infers types from the first batch).
+# The three dates that are almost always NULL come in a second, short result: as '' in the
+# main one they cost more to read than the other columns together.
+_SPARSE = ("counts_from", "counts_until", "repaired_on")
 _SQLITE = {
-    "records": "SELECT id, subject_id, category, decided_on, ends_on, revoked, "
-    "COALESCE(counts_from, '') AS counts_from, COALESCE(counts_until, '') AS counts_until, "
-    "COALESCE(repaired_on, '') AS repaired_on FROM records",
+    "records": "SELECT id, subject_id, category, decided_on, ends_on, revoked FROM records",
+    "sparse": "SELECT id, COALESCE(counts_from, '') AS counts_from, "
+    "COALESCE(counts_until, '') AS counts_until, COALESCE(repaired_on, '') AS repaired_on "
+    "FROM records WHERE counts_from IS NOT NULL OR counts_until IS NOT NULL "
+    "OR repaired_on IS NOT NULL",
     "cases": "SELECT id, subject_id, kind, COALESCE(record_id, 0) AS record_id, "
     "COALESCE(category, '') AS category, filed_on, COALESCE(decided_on, '') AS decided_on, "
     "due_on FROM cases WHERE kind = 'objection'",
@@ -393,12 +398,18 @@ class Snapshot:
             for ddl in _SCHEMA:
                 duck.execute(ddl)
             sqlite = engine.dialect.name == "sqlite"
-            for name in ("subjects", "records", "cases"):  # subjects numbered first
-                table = tables[name]
+            for name, table in tables.items():
                 duck.register(f"raw_{name}", table)
-                duck.execute(
-                    f"INSERT INTO {name} {_typed(name, f'raw_{name}', empty_is_null=sqlite)}"
-                )
+            for name in ("subjects", "records", "cases"):  # subjects numbered first
+                source = f"raw_{name}"
+                if name == "records" and sqlite:
+                    # an empty result comes typed as integers: text either way
+                    sparse = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _SPARSE)
+                    source = (
+                        f"(SELECT r.*, {sparse} FROM raw_records r LEFT JOIN raw_sparse USING (id))"
+                    )
+                duck.execute(f"INSERT INTO {name} {_typed(name, source, empty_is_null=sqlite)}")
+            for name in tables:
                 duck.unregister(f"raw_{name}")
             _label(duck, now if not later else seen)
             duck.execute("COMMIT")
@@ -548,8 +559,10 @@ def _read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
             if not sqlite:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             first = _adbc_head(cur)
-            for name in _COLUMNS:
-                sql = _SQLITE[name] if sqlite else f"SELECT {_COLUMNS[name]} {_FROM[name]}"
+            queries = (
+                _SQLITE if sqlite else {n: f"SELECT {c} {_FROM[n]}" for n, c in _COLUMNS.items()}
+            )
+            for name, sql in queries.items():
                 cur.execute(sql)
                 tables[name] = cur.fetch_arrow_table()
             last = _adbc_head(cur)
