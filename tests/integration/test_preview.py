@@ -663,3 +663,42 @@ def test_a_home_that_cannot_hold_the_snapshot_keeps_it_in_memory(
         assert _without_engine_note(report.to_json()) == expected
     finally:
         preview_duckdb.forget()
+
+
+@pytest.mark.parametrize("engine", [Engine.DATABASE, Engine.DUCKDB])
+def test_preview_fairness_equals_the_fairness_report_on_both_sides(
+    built: Register, engine: Engine
+) -> None:
+    """Counted per organisation and outcome in the engine, the figures are the fairness
+    report's own, subjects without an organisation included."""
+    import_subjects(
+        built,
+        rows(subject(n, organisation=org) for n, org in ((61, ""), (62, "  "), (63, "Org 0"))),
+        actor="test",
+        source="more",
+    )
+    file(built, "F-1", "s-061", "court.defiance", "2026-03-01")
+    report = preview_policy(built, CANDIDATE, engine=engine)
+    sides = preview_standings(built, CANDIDATE, engine=engine)
+    with built.read() as conn:
+        orgs = dict(conn.execute(text("SELECT id, organisation FROM subjects")).all())
+    assert report.fairness is not None
+    for n, (side, policy) in enumerate((("before", BASE), ("after", CANDIDATE))):
+        expected = fairness(
+            [
+                FairnessRow(s, orgs[s], r[n][0], r[n][1], _t(r[n][2]), _t(r[n][3]))
+                for s, r in sides.items()
+            ],
+            load_policy(policy),
+            by="organisation",
+        )
+        assert report.fairness["overall"]["adverse_rate"][side] == expected.overall.adverse_rate
+        assert report.fairness["flagged"][side] == expected.flagged
+        assert [g["group"] for g in report.fairness["groups"]] == [g.group for g in expected.groups]
+        for group in report.fairness["groups"]:
+            figures = expected.group(group["group"])
+            assert group["subjects"] == figures.subjects
+            assert group["adverse_rate"][side] == figures.adverse_rate
+            assert group["ratio"][side] == figures.ratio
+            assert group["flagged"][side] == figures.flagged
+    assert "(none)" in [g["group"] for g in report.fairness["groups"]]

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import ConflictError, Problem, ValidationError
-from credo.domain.fairness import FairnessReport, FairnessRow, fairness
+from credo.domain.fairness import NO_GROUP, adverse_outcome
 from credo.domain.policy import Policy
 from credo.domain.policy_load import load_policy, policy_digest
 from credo.domain.scoring import ExplanationLine, Standing, compute_standing
@@ -265,40 +265,82 @@ def _report(
 
 def _fairness(run: preview_sql.Run, active: Policy, candidate: Policy) -> dict[str, Any]:
     """Each organisation's adverse-outcome rate and ratio to the overall rate, before and
-    after, by the fairness report's own rules (adverse: a black list or a sanction)."""
-    before: list[FairnessRow] = []
-    after: list[FairnessRow] = []
-    for sid, org, bs, bg, bl, bm, as_, ag, al, am in preview_sql.all_rows(run):
-        before.append(FairnessRow(sid, org, int(bs), bg, _tuple(bl), _tuple(bm)))
-        after.append(FairnessRow(sid, org, int(as_), ag, _tuple(al), _tuple(am)))
-    was = fairness(before, active, by="organisation")
-    now = fairness(after, candidate, by="organisation")
-    return {
-        "by": "organisation",
-        "threshold": was.threshold,
-        "ratio_limit": was.limit,
-        "adverse": "on a black list or under a sanction measure",
-        "overall": _pair(was.overall.adverse_rate, now.overall.adverse_rate, "adverse_rate"),
-        "groups": [
+    after, by the fairness report's own rules (`credo.domain.fairness`: adverse is a black
+    list or a sanction; flagged beyond 1 / threshold of the overall rate).
+
+    The engine counts subjects per organisation and combination of lists and measures (a
+    few thousand rows however many subjects), so no subject's row comes into Python.
+    """
+    was, now = _Adverse(active), _Adverse(candidate)
+    for org, b_lists, b_measures, a_lists, a_measures, n in preview_sql.outcome_counts(run):
+        group = org if org and str(org).strip() else NO_GROUP
+        was.add(group, b_lists, b_measures, int(n))
+        now.add(group, a_lists, a_measures, int(n))
+    threshold = FAIRNESS_THRESHOLD
+    names = sorted(was.subjects, key=lambda g: (g == NO_GROUP, g))
+    groups: list[dict[str, Any]] = []
+    for name in names:
+        before, after = was.figures(name, threshold), now.figures(name, threshold)
+        groups.append(
             {
                 "group": name,
-                "subjects": _group(was, name)["subjects"],
-                **_pair(
-                    _group(was, name)["adverse_rate"],
-                    _group(now, name)["adverse_rate"],
-                    "adverse_rate",
-                ),
-                **_pair(_group(was, name)["ratio"], _group(now, name)["ratio"], "ratio"),
-                **_pair(_group(was, name)["flagged"], _group(now, name)["flagged"], "flagged"),
+                "subjects": was.subjects[name],
+                **{key: {"before": before[key], "after": after[key]} for key in before},
             }
-            for name in [g.group for g in was.groups]
-        ],
-        "flagged": {"before": was.flagged, "after": now.flagged},
+        )
+    return {
+        "by": "organisation",
+        "threshold": threshold,
+        "ratio_limit": 1 / threshold,
+        "adverse": "on a black list or under a sanction measure",
+        "overall": _pair(was.rate(None), now.rate(None), "adverse_rate"),
+        "groups": groups,
+        "flagged": {
+            "before": [g["group"] for g in groups if g["flagged"]["before"]],
+            "after": [g["group"] for g in groups if g["flagged"]["after"]],
+        },
     }
 
 
-def _group(report: FairnessReport, name: str) -> dict[str, Any]:
-    return report.group(name).to_json()
+FAIRNESS_THRESHOLD = 0.8  # the four-fifths rule, as `credo report fairness` defaults to
+
+
+class _Adverse:
+    """Subjects and adverse outcomes per group under one policy (the figures of
+    `credo.domain.fairness.fairness` that the preview shows, computed the same way)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.is_adverse = adverse_outcome(policy)
+        self.subjects: dict[str, int] = {}
+        self.adverse: dict[str, int] = {}
+        self.everyone = 0
+        self.everyone_adverse = 0
+
+    def add(self, group: str, lists: str | None, measures: str | None, n: int) -> None:
+        hit = n if self.is_adverse(_tuple(lists), _tuple(measures)) else 0
+        self.subjects[group] = self.subjects.get(group, 0) + n
+        self.adverse[group] = self.adverse.get(group, 0) + hit
+        self.everyone += n
+        self.everyone_adverse += hit
+
+    def rate(self, group: str | None) -> float | None:
+        """The group's adverse rate (None: everyone's); None without subjects."""
+        if group is None:
+            n, hits = self.everyone, self.everyone_adverse
+        else:
+            n, hits = self.subjects.get(group, 0), self.adverse.get(group, 0)
+        return hits / n if n else None
+
+    def figures(self, group: str, threshold: float) -> dict[str, Any]:
+        """adverse_rate, ratio to the overall rate, and whether it is flagged."""
+        rate, overall = self.rate(group), self.rate(None)
+        ratio = rate / overall if rate is not None and overall else None
+        return {
+            "adverse_rate": rate,
+            "ratio": ratio,
+            # as credo.domain.fairness: ratio > 1/threshold without the division
+            "flagged": ratio is not None and ratio * threshold > 1 + 1e-9,
+        }
 
 
 def _pair(before: Any, after: Any, key: str) -> dict[str, Any]:

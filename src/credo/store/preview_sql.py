@@ -237,3 +237,10 @@ COLUMNS = (
 def all_rows(run: Run) -> Sequence[Sequence[Any]]:
     """Every comparison row: the COLUMNS."""
     return run(f"SELECT {', '.join(COLUMNS)} FROM {TABLE}")
+
+
+def outcome_counts(run: Run) -> Sequence[Sequence[Any]]:
+    """Subjects per organisation and combination of lists and measures on both sides:
+    organisation, b_lists, b_measures, a_lists, a_measures, count."""
+    columns = "organisation, b_lists, b_measures, a_lists, a_measures"
+    return run(f"SELECT {columns}, COUNT(*) FROM {TABLE} GROUP BY {columns}")
