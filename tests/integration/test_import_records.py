@@ -440,6 +440,20 @@ def test_injection_strings_are_stored_verbatim_as_data(
     assert (again.stored, again.duplicates) == (0, len(INJECTIONS))
 
 
+def test_tabs_newlines_and_backslashes_in_a_summary_are_stored_verbatim(
+    register: Register, tmp_path: Path
+) -> None:
+    """PostgreSQL stores an import through COPY text, where these characters are syntax."""
+    seed_register(register)
+    summary = "line one\nline two\twith a tab, \\N, a back\\slash and \\t literally"
+    items = [record("ESC-1", "s-001", "court.order_defiance", "2026-01-10", summary=summary)]
+    report, rejects = import_file(register, write_csv(tmp_path / "e.csv", items))
+    assert (report.stored, rejects) == (1, {})
+    with register.read() as conn:
+        stored = conn.execute(select(records.c.summary)).scalar_one()
+    assert stored == summary
+
+
 def _assert_standings_current(register: Register, today: date = TODAY) -> None:
     with register.read() as conn:
         _, policy = register.active_policy(conn)

@@ -89,13 +89,21 @@ class Prepared:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    # Each row as a line of PostgreSQL COPY text (no id, batch or time yet), when asked for:
+    # formatting in the validating worker spares the process that writes.
+    copy: list[str] | None = None
 
 
 def prepare_batch(
-    batch: list[SourceRow], *, policy: Policy, authority_id: str, today: date
+    batch: list[SourceRow],
+    *,
+    policy: Policy,
+    authority_id: str,
+    today: date,
+    copy_text: bool = False,
 ) -> Prepared:
     """Validate, hash and date every row of a batch (pure: runs in a worker process too)."""
-    out = Prepared()
+    out = Prepared(copy=[] if copy_text else None)
     categories = policy.category_by_id
     for row in batch:
         if row.fields is None:
@@ -126,6 +134,8 @@ def prepare_batch(
             )
         )
         out.lines.append(row.line)
+        if out.copy is not None:
+            out.copy.append(repository.copy_line(out.rows[-1]))
     return out
 
 
@@ -142,10 +152,11 @@ def _classify(
     report: ImportReport,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None] = _ignore,
-) -> list[tuple[Any, ...]]:
-    """Split validated rows into new ones, retries of stored ones, and conflicts."""
-    fresh: list[tuple[Any, ...]] = []
-    for row, line in zip(prepared.rows, prepared.lines, strict=True):
+) -> list[int]:
+    """Split validated rows into new ones (their positions), retries of stored ones, and
+    conflicts."""
+    fresh: list[int] = []
+    for at, (row, line) in enumerate(zip(prepared.rows, prepared.lines, strict=True)):
         subject_id, reference, row_hash = row[_SUBJECT], row[_REF], row[_HASH]
         if subject_id not in known_subjects:
             problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
@@ -154,7 +165,7 @@ def _classify(
         previous = filed.get(reference)
         if previous is None:
             filed[reference] = row_hash
-            fresh.append(row)
+            fresh.append(at)
             on_accept(line, "stored", reference)
         elif previous == row_hash:
             report.duplicates += 1
@@ -182,20 +193,33 @@ def _store_batch(
     source: str,
     actor: str,
     now: datetime,
+    copy: list[str] | None = None,
 ) -> int:
-    """Insert one batch of new records, their notices and the audit entry; returns its id."""
+    """Insert one batch of new records, their notices and the audit entry; returns its id.
+
+    `copy`: the rows as COPY text lines (PostgreSQL), when the worker made them.
+    """
     batch_id = repository.new_batch(conn, "records", source, now, authority_id)
     stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
     # The ids are drawn first, so the batch's ids, its notices and its audit entry need no
     # query over the records table (which, mid-import, the planner's statistics lag behind).
     ids = repository.new_record_ids(conn, len(fresh))
-    repository.insert_rows(
-        conn,
-        "records",
-        ("id", *ROW_COLUMNS),
-        [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
-        constants={"batch_id": batch_id, "filed_at": stamp},
-    )
+    if copy is not None and not is_sqlite(conn):
+        tail = f"\t{batch_id}\t{now.isoformat()}\n"
+        repository.copy_text(
+            conn,
+            "records",
+            ("id", *ROW_COLUMNS, "batch_id", "filed_at"),
+            "".join(f"{i}\t{line}{tail}" for i, line in zip(ids, copy, strict=True)),
+        )
+    else:
+        repository.insert_rows(
+            conn,
+            "records",
+            ("id", *ROW_COLUMNS),
+            [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
+            constants={"batch_id": batch_id, "filed_at": stamp},
+        )
     notify_records(conn, [(row[_SUBJECT], i) for i, row in zip(ids, fresh, strict=True)], now)
     count, first, last = len(ids), ids[0], ids[-1]
     audit.append(
@@ -244,7 +268,9 @@ def _store_into(
     filed = repository.existing_references(conn, authority_id, (r[_REF] for r in prepared.rows))
     fresh = _classify(prepared, known, filed, report, on_reject, on_accept)
     if fresh:
-        _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
+        rows = [prepared.rows[i] for i in fresh]
+        copy = None if prepared.copy is None else [prepared.copy[i] for i in fresh]
+        _store_batch(conn, authority_id, rows, source=source, actor=actor, now=now, copy=copy)
         report.stored += len(fresh)
         report.batches += 1
     return len(fresh)
@@ -343,7 +369,13 @@ def import_records(
     today = register.clock.today()
     report = ImportReport()
     for batch in _batches(rows, batch_size):
-        prepared = prepare_batch(batch, policy=policy, authority_id=authority_id, today=today)
+        prepared = prepare_batch(
+            batch,
+            policy=policy,
+            authority_id=authority_id,
+            today=today,
+            copy_text=not is_sqlite(register.engine),
+        )
         _store_prepared(
             register,
             prepared,
@@ -364,10 +396,15 @@ def import_records(
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(policy_text: str, authority_id: str, today: date) -> None:
+def _worker_init(policy_text: str, authority_id: str, today: date, copy_text: bool) -> None:
     from credo.domain.policy_load import load_policy
 
-    _worker.update(policy=load_policy(policy_text), authority_id=authority_id, today=today)
+    _worker.update(
+        policy=load_policy(policy_text),
+        authority_id=authority_id,
+        today=today,
+        copy_text=copy_text,
+    )
 
 
 def _worker_prepare(raw: RawChunk) -> Prepared:
@@ -376,6 +413,7 @@ def _worker_prepare(raw: RawChunk) -> Prepared:
         policy=_worker["policy"],
         authority_id=_worker["authority_id"],
         today=_worker["today"],
+        copy_text=_worker["copy_text"],
     )
 
 
@@ -416,7 +454,13 @@ def import_file(
     )
     if workers < 1:
         store(
-            prepare_batch(parse_chunk(batch), policy=policy, authority_id=authority_id, today=today)
+            prepare_batch(
+                parse_chunk(batch),
+                policy=policy,
+                authority_id=authority_id,
+                today=today,
+                copy_text=not is_sqlite(register.engine),
+            )
             for batch in raw
         )
     else:
@@ -425,7 +469,7 @@ def import_file(
             workers,
             mp_context=context,
             initializer=_worker_init,
-            initargs=(policy_text, authority_id, today),
+            initargs=(policy_text, authority_id, today, not is_sqlite(register.engine)),
         ) as pool:
             store(_in_order(pool, raw, workers))
     # Also when this run stored nothing: a run killed during its rescore left records that
@@ -491,7 +535,7 @@ def file_record(
         if rejects:
             raise ValidationError("the record was refused", rejects[0].problems)
         if fresh:
-            _store_batch(conn, authority_id, fresh, source=source, actor=actor, now=now)
+            _store_batch(conn, authority_id, prepared.rows, source=source, actor=actor, now=now)
         record_id = conn.execute(
             select(records.c.id).where(
                 records.c.authority_id == authority_id,

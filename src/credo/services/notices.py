@@ -102,7 +102,16 @@ def notify(
 
 def notify_records(conn: Connection, filed: list[tuple[str, int]], now: datetime) -> None:
     """One `record.filed` notice per (subject id, record id) just stored, in one bulk insert."""
-    stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
+    if not is_sqlite(conn):
+        tail = f"\trecord.filed\t{now.isoformat()}\tpending\t0\n"
+        repository.copy_text(
+            conn,
+            "notices",
+            ("subject_id", "record_id", "kind", "created_at", "status", "attempts"),
+            "".join(f"{repository.copy_escape(s)}\t{i}{tail}" for s, i in filed),
+        )
+        return
+    stamp = now.isoformat(sep=" ")
     repository.insert_rows(
         conn,
         "notices",
