@@ -176,15 +176,26 @@ def search(
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         published = published_condition(policy, conn.dialect.name)
+        # Every authority that ever filed (each filing and correction opens a batch): with
+        # them, the reference is found through the unique (authority, reference) index.
+        filers = sorted(
+            row[0]
+            for row in conn.execute(
+                text("SELECT DISTINCT authority_id FROM batches WHERE authority_id IS NOT NULL")
+            )
+        )
+        by_authority = ", ".join(f":a{n}" for n in range(len(filers))) or "NULL"
         # Two indexed ways in, never a scan of every record: the records of the subjects
         # whose name matches (by subject id), and the records with that reference.
         sql = (
             f"SELECT * FROM ({_COLUMNS}{published} AND r.subject_id IN "
             "(SELECT id FROM subjects WHERE lower(name) LIKE :pattern ESCAPE '\\') "
-            f"UNION {_COLUMNS}{published} AND r.reference = :q) u "
+            f"UNION {_COLUMNS}{published} AND r.authority_id IN ({by_authority}) "
+            "AND r.reference = :q) u "
             f"{order} LIMIT :limit OFFSET :offset"
         )
         params = {
+            **{f"a{n}": filer for n, filer in enumerate(filers)},
             "t": dateparam(conn, today),
             "pattern": pattern,
             "q": query,

@@ -121,7 +121,6 @@ records = Table(
     Column("repaired_on", Date),
     UniqueConstraint("authority_id", "reference", "version"),
     Index("ix_records_subject_id", "subject_id"),
-    Index("ix_records_reference", "reference"),  # the public search by reference
     Index("ix_records_ends_on", "ends_on"),
     Index(
         "ix_records_counts_until",
