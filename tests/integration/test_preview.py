@@ -702,3 +702,17 @@ def test_preview_fairness_equals_the_fairness_report_on_both_sides(
             assert group["ratio"][side] == figures.ratio
             assert group["flagged"][side] == figures.flagged
     assert "(none)" in [g["group"] for g in report.fairness["groups"]]
+
+
+def test_a_snapshot_read_in_parts_equals_one_read_whole(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = snapshot_tables(built, tmp_path / "whole")
+    monkeypatch.setattr(preview_duckdb, "PART_ROWS", 1)
+    monkeypatch.setattr(preview_duckdb, "PARTS", 3)
+    assert snapshot_tables(built, tmp_path / "parts") == whole
+    preview_duckdb.forget(built.home, built.engine)
+    report = preview_policy(built, CANDIDATE, engine=Engine.DUCKDB)
+    assert report.snapshot == "full"
+    expected = preview_policy(built, CANDIDATE, engine=Engine.DATABASE).to_json()
+    assert _without_engine_note(report.to_json()) == expected

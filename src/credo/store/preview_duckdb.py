@@ -36,6 +36,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -551,30 +552,92 @@ def _label(duck: Any, head: Head) -> None:
 
 def _read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
     """The three tables as Arrow, the head they were read at, and whether anything that
-    changes scoring was written after `at` (the caller's head) before they were read."""
+    changes scoring was written after `at` (the caller's head) before they were read.
+
+    The records come in `PARTS` id ranges, each on its own connection and thread (the
+    driver reads without the GIL): each part is the register at some head between the
+    first head read and the last, so the parts fit together when no entry between those
+    heads changes scoring (inquiries may come and go).
+    """
     sqlite = engine.dialect.name == "sqlite"
+    queries = _SQLITE if sqlite else {n: f"SELECT {c} {_FROM[n]}" for n, c in _COLUMNS.items()}
     for _ in range(RETRIES):
         tables: dict[str, Any] = {}
         with _connect(engine) as adbc, adbc.cursor() as cur:
             if not sqlite:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             first = _adbc_head(cur)
-            queries = (
-                _SQLITE if sqlite else {n: f"SELECT {c} {_FROM[n]}" for n, c in _COLUMNS.items()}
-            )
-            for name, sql in queries.items():
-                cur.execute(sql)
-                tables[name] = cur.fetch_arrow_table()
-            last = _adbc_head(cur)
+            cur.execute("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0), COUNT(*) FROM records")
+            low, high, count = (int(v) for v in cur.fetchone())
+            ranges = _id_ranges(low, high, PARTS if count >= PART_ROWS else 1)
+            where = [f" WHERE id BETWEEN {a} AND {b}" for a, b in ranges]
+            with ThreadPoolExecutor(max(1, len(where) - 1)) as pool:
+                helpers = [
+                    pool.submit(_read_part, engine, queries["records"] + w) for w in where[1:]
+                ]
+                parts = []
+                for name, sql in queries.items():
+                    if name == "records":
+                        cur.execute(sql + where[0])
+                        parts.append(cur.fetch_arrow_table())
+                    else:
+                        cur.execute(sql)
+                        tables[name] = cur.fetch_arrow_table()
+                heads = [_adbc_head(cur)]
+                for helper in helpers:
+                    part, head = helper.result()
+                    parts.append(part)
+                    heads.append(head)
+            adbc.rollback()
+        last = max(heads, key=lambda h: h.seq)
+        tables["records"] = parts[0] if len(parts) == 1 else _concat(parts)
+        with _connect(engine) as adbc, adbc.cursor() as cur:
             # Inquiries may be appended while the tables are read: only the entries that
             # change scoring make the read inconsistent, or later than the caller's head.
             torn = _relevant_after(cur, first.seq, last.seq)
             later = _relevant_after(cur, at, last.seq)
             adbc.rollback()
-        if not torn and first.revision == last.revision:
+        if not torn and all(h.revision == first.revision for h in heads):
             return tables, last, later
         tables.clear()
     raise RuntimeError("the register kept changing while its snapshot was read; try again")
+
+
+PARTS = 2  # connections reading the records at once (the machine this was tuned on: 2 cores)
+PART_ROWS = 200_000  # fewer records are read on one connection
+
+
+def _id_ranges(low: int, high: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` consecutive id ranges covering low..high (the first from -inf, the last to
+    +inf in effect: ids outside were not there when the bounds were read)."""
+    if parts <= 1 or high - low < parts:
+        return [(-(2**62), 2**62)]
+    step = (high - low + 1) // parts
+    cuts = [low + step * n for n in range(1, parts)]
+    starts = [-(2**62), *cuts]
+    ends = [c - 1 for c in cuts] + [2**62]
+    return list(zip(starts, ends, strict=True))
+
+
+def _read_part(engine: Engine, sql: str) -> tuple[Any, Head]:
+    """One range of records on a connection of its own, and the head it saw after."""
+    with _connect(engine) as adbc, adbc.cursor() as cur:
+        if engine.dialect.name != "sqlite":
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cur.execute(sql)
+        table = cur.fetch_arrow_table()
+        head = _adbc_head(cur)
+        adbc.rollback()
+    return table, head
+
+
+def _concat(parts: list[Any]) -> Any:
+    import pyarrow as pa
+
+    # A part whose first batch had only NULLs in a column may type it differently: the
+    # first part's schema wins (the values cast to it).
+    schema = parts[0].schema
+    return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
 
 
 def _relevant_after(cur: Any, since: int, until: int) -> bool:
