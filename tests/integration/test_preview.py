@@ -35,7 +35,7 @@ from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
 from credo.services.standing import Inquiry, write_inquiries
 from credo.services.subjects import import_subjects
-from credo.store import audit, preview_duckdb
+from credo.store import audit, preview_duckdb, preview_source
 from credo.store.tables import cases, records
 from tests.conftest import TODAY
 from tests.factories import file_rows, record, rows, subject
@@ -708,8 +708,8 @@ def test_a_snapshot_read_in_parts_equals_one_read_whole(
     built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = snapshot_tables(built, tmp_path / "whole")
-    monkeypatch.setattr(preview_duckdb, "PART_ROWS", 1)
-    monkeypatch.setattr(preview_duckdb, "PARTS", 3)
+    monkeypatch.setattr(preview_source, "PART_ROWS", 1)
+    monkeypatch.setattr(preview_source, "PARTS", 3)
     assert snapshot_tables(built, tmp_path / "parts") == whole
     preview_duckdb.forget(built.home, built.engine)
     report = preview_policy(built, CANDIDATE, engine=Engine.DUCKDB)

@@ -6,23 +6,12 @@ a DuckDB file under CREDO_HOME (in memory when there is no home) and labelled wi
 audit chain's head: its sequence number and hash. Every write to records, cases and
 subjects appends to the chain in its own transaction, and the chain's hashes link each
 entry to all before it, so a snapshot whose head entry is still in the chain is exactly
-the register at that entry. A later preview reads only what changed after it
-(`refresh`):
-
-- `records.filed`: the filed id range its entry names (ids are drawn before the entry is
-  appended, so a range committed late is still found);
-- `subjects.imported`: the subjects of the batch its entry names;
-- objections and case decisions (`objection.filed`, `*.decided`): every record version and
-  objection of the entry's subject (a decision revokes, repairs or corrects all versions of
-  one reference, and all versions of a reference belong to one subject);
-- `policy.activated`: the end days and objection due days it rewrote, recomputed in DuckDB
-  by the same expressions the preview uses for a candidate;
-- writes that cannot change a score (`inquiry.made`, rescoring, keys, users, exports,
-  repair and review requests) change nothing in the snapshot.
-
-Any other entry, another schema revision or a chain that no longer holds the snapshot's
-head entry (a rebuilt database) makes the next preview read the three tables afresh
-through ADBC (Arrow straight from SQLite or from PostgreSQL's binary COPY).
+the register at that entry. A later preview reads only what the audit entries after it
+changed (`refresh`; preview_source says which rows each kind of entry names), and replays
+an activation's rewritten end and due days by the same DuckDB expressions the preview uses
+for a candidate. Any other entry, another schema revision or a chain that no longer holds
+the snapshot's head entry (a rebuilt database) makes the next preview read the three
+tables afresh.
 
 The scoring itself is the same `RescoreSql` text the databases run (see preview_sql);
 tests hold the two engines and the incremental and fresh snapshots equal on SQLite and
@@ -33,21 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from credo.domain.policy import Policy
-from credo.store import preview_sql
+from credo.store import preview_source, preview_sql
 
 try:  # the lock that lets processes take turns on the snapshot file (POSIX)
     import fcntl
@@ -55,23 +41,8 @@ except ImportError:  # pragma: no cover - elsewhere the snapshot stays in memory
     fcntl = None  # type: ignore[assignment]
 
 FORMAT = 4  # the snapshot's table layout; a file of another format is read afresh
-# Audit actions that never change a scoring column of records, cases or subjects.
-IGNORED = (
-    "inquiry.made",
-    "register.rescored",
-    "register.swept",
-    "file.exported",
-    "key.created",
-    "key.revoked",
-    "user.added",
-    "repair.filed",  # a repair request is a case of kind 'repair': only its decision counts
-    "review.filed",
-)
-# Audit actions whose entry names the subject all of whose records and objections may change.
-BY_SUBJECT = ("objection.filed", "objection.decided", "repair.decided", "review.decided")
 # More new records than this share of the snapshot: one fresh read is cheaper.
 FULL_READ_SHARE = 0.5
-CHUNK = 500  # ids per IN list
 
 # Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
 # the scoring groups and joins on a 4-byte key instead of a string; only the comparison
@@ -93,35 +64,6 @@ _SCHEMA = (
     "CREATE TABLE credo_scored_key (key VARCHAR, head BIGINT)",
 )
 _TABLES = ("records", "cases", "subjects", "credo_snapshot", "credo_touched", "credo_scored_key")
-_COLUMNS = {
-    "records": (
-        "id, subject_id, category, decided_on, ends_on, revoked, counts_from, counts_until, "
-        "repaired_on"
-    ),
-    "cases": "id, subject_id, kind, record_id, category, filed_on, decided_on, due_on",
-    "subjects": "id, organisation",
-}
-_FROM = {
-    "records": "FROM records",
-    "cases": "FROM cases WHERE kind = 'objection'",
-    "subjects": "FROM subjects",
-}
-# SQLite keeps dates as ISO text and flags as integers; empty strings stand for NULL so that
-# every column has one type from the first row on (ADBC infers types from the first batch).
-# The three dates that are almost always NULL come in a second, short result: as '' in the
-# main one they cost more to read than the other columns together.
-_SPARSE = ("counts_from", "counts_until", "repaired_on")
-_SQLITE = {
-    "records": "SELECT id, subject_id, category, decided_on, ends_on, revoked FROM records",
-    "sparse": "SELECT id, COALESCE(counts_from, '') AS counts_from, "
-    "COALESCE(counts_until, '') AS counts_until, COALESCE(repaired_on, '') AS repaired_on "
-    "FROM records WHERE counts_from IS NOT NULL OR counts_until IS NOT NULL "
-    "OR repaired_on IS NOT NULL",
-    "cases": "SELECT id, subject_id, kind, COALESCE(record_id, 0) AS record_id, "
-    "COALESCE(category, '') AS category, filed_on, COALESCE(decided_on, '') AS decided_on, "
-    "due_on FROM cases WHERE kind = 'objection'",
-    "subjects": "SELECT id, COALESCE(organisation, '') AS organisation FROM subjects",
-}
 # Typed DuckDB rows from raw Arrow ones (SQLite's text dates parsed here, in bulk).
 _TYPED = {
     "records": "SELECT CAST(t.id AS BIGINT), k.id, t.category, {d:decided_on}, {d:ends_on}, "
@@ -135,7 +77,6 @@ _TYPED = {
     "OVER () AS INTEGER), {s:organisation}, t.id FROM {src} t "
     "WHERE t.id NOT IN (SELECT name FROM subjects)",
 }
-RETRIES = 3
 
 
 def available() -> bool:
@@ -174,33 +115,6 @@ def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
 
 class Moved(RuntimeError):
     """A fresh read found the register already past the caller's transaction: retry."""
-
-
-@dataclass(frozen=True)
-class Head:
-    """The audit chain's head as one transaction sees it, and the schema revision."""
-
-    seq: int
-    hash: str
-    revision: str
-    policy_version: int
-
-
-@dataclass
-class _Changes:
-    """What the audit entries after a snapshot's head changed."""
-
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-    subjects: set[str] = field(default_factory=set)
-    batches: set[int] = field(default_factory=set)
-    activations: list[tuple[int, list[str]]] = field(default_factory=list)
-    new_records: int = 0
-    full: str | None = None  # why the tables must be read afresh
-
-    @property
-    def touched(self) -> bool:
-        """Whether any scoring column changed (else only the label moves)."""
-        return bool(self.ranges or self.subjects or self.batches or self.activations)
 
 
 @dataclass
@@ -265,7 +179,7 @@ class Snapshot:
             duck.execute("ROLLBACK")
             raise
 
-    def head(self) -> Head | None:
+    def head(self) -> preview_source.Head | None:
         """The head the snapshot was taken at, or None when it holds nothing usable."""
         try:
             row = self.duck.execute(
@@ -275,7 +189,7 @@ class Snapshot:
             return None
         if row is None or row[0] != FORMAT:
             return None
-        return Head(int(row[1]), str(row[2]), str(row[3]), int(row[4]))
+        return preview_source.Head(int(row[1]), str(row[2]), str(row[3]), int(row[4]))
 
     def refresh(self, engine: Engine, conn: Connection) -> None:
         """Bring the snapshot to exactly what `conn`'s transaction sees.
@@ -284,23 +198,25 @@ class Snapshot:
         write that changes scoring committed meanwhile): the caller retries in a new
         transaction, and the next refresh is incremental.
         """
-        now = read_head(conn)
+        now = preview_source.read_head(conn)
         self.how = self._catch_up(conn, now)
         if not self.how:
             self._read_afresh(engine, now)
             self.how = "full"
 
-    def _catch_up(self, conn: Connection, now: Head) -> str:
+    def _catch_up(self, conn: Connection, now: preview_source.Head) -> str:
         """ "current" or "incremental" when the kept snapshot could be brought to `now`,
         "" when the tables must be read afresh."""
         kept = self.head()
         if kept is None or kept.revision != now.revision or kept.seq > now.seq:
             return ""
-        if _hash_at(conn, kept.seq) != kept.hash:  # another database, or a rebuilt one
+        if (
+            preview_source.hash_at(conn, kept.seq) != kept.hash
+        ):  # another database, or a rebuilt one
             return ""
         if kept.seq == now.seq:
             return "current"
-        changes = _changes(conn, kept.seq)
+        changes = preview_source.changes(conn, kept.seq)
         if changes.new_records > FULL_READ_SHARE * max(1, self._count("records")):
             changes.full = "most records are new"
         if changes.full is not None:
@@ -313,24 +229,16 @@ class Snapshot:
 
     # -------------------------------------------------------------------- incremental
 
-    def _apply(self, conn: Connection, changes: _Changes, kept: Head, now: Head) -> None:
+    def _apply(
+        self,
+        conn: Connection,
+        changes: preview_source.Changes,
+        kept: preview_source.Head,
+        now: preview_source.Head,
+    ) -> None:
         """Apply the changes after `kept` in one DuckDB transaction, ending at `now`."""
         subjects = sorted(changes.subjects)
-        record_rows = _rows_by_subject(conn, "records", subjects)
-        for first, last in _merged(changes.ranges):
-            record_rows += conn.execute(
-                text(f"SELECT {_COLUMNS['records']} FROM records WHERE id BETWEEN :a AND :b"),
-                {"a": first, "b": last},
-            ).all()
-        case_rows = _rows_by_subject(conn, "cases", subjects)
-        subject_rows: list[Any] = []
-        if changes.batches:
-            ids = ", ".join(str(int(b)) for b in sorted(changes.batches))
-            subject_rows = list(
-                conn.execute(
-                    text(f"SELECT {_COLUMNS['subjects']} FROM subjects WHERE batch_id IN ({ids})")
-                ).all()
-            )
+        record_rows, case_rows, subject_rows = preview_source.changed_rows(conn, changes)
         duck = self.duck
         duck.execute("BEGIN TRANSACTION")
         try:
@@ -338,7 +246,7 @@ class Snapshot:
             for version_id, ends in changes.activations:
                 self._replay_activation(conn, policy, version_id, ends)
                 policy = version_id
-            for chunk in _chunks(subjects):
+            for chunk in preview_source.chunks(subjects):
                 keys = f"(SELECT id FROM subjects WHERE name IN {_values(chunk)})"
                 duck.execute(f"DELETE FROM records WHERE subject_id IN {keys}")
                 duck.execute(f"DELETE FROM cases WHERE subject_id IN {keys}")
@@ -352,7 +260,7 @@ class Snapshot:
                 *(str(r[1]) for r in record_rows),
                 *(str(r[0]) for r in subject_rows),
             }
-            for chunk in _chunks(sorted(names)):
+            for chunk in preview_source.chunks(sorted(names)):
                 duck.execute(
                     "INSERT INTO credo_touched SELECT ?, id FROM subjects "
                     f"WHERE name IN {_values(chunk)}",
@@ -369,8 +277,8 @@ class Snapshot:
     ) -> None:
         """Rewrite end and due days as activating `version_id` did (credo.services.policies),
         by the same DuckDB expressions the preview predicts an activation with."""
-        new = _stored_policy(conn, version_id)
-        old = _stored_policy(conn, previous) if previous else None
+        new = preview_source.stored_policy(conn, version_id)
+        old = preview_source.stored_policy(conn, previous) if previous else None
         for category_id in ends:
             category = new.category_by_id.get(category_id)
             if category is None:
@@ -387,10 +295,10 @@ class Snapshot:
 
     # -------------------------------------------------------------------- afresh
 
-    def _read_afresh(self, engine: Engine, now: Head) -> None:
+    def _read_afresh(self, engine: Engine, now: preview_source.Head) -> None:
         """Read the three tables through ADBC in one transaction; label them `now` when
         nothing that changes scoring was written after it, else with the later head."""
-        tables, seen, later = _read_tables(engine, now.seq)
+        tables, seen, later = preview_source.read_tables(engine, now.seq)
         duck = self.duck
         duck.execute("BEGIN TRANSACTION")
         try:
@@ -405,7 +313,9 @@ class Snapshot:
                 source = f"raw_{name}"
                 if name == "records" and sqlite:
                     # an empty result comes typed as integers: text either way
-                    sparse = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _SPARSE)
+                    sparse = ", ".join(
+                        f"CAST({c} AS VARCHAR) AS {c}" for c in preview_source.SPARSE
+                    )
                     source = (
                         f"(SELECT r.*, {sparse} FROM raw_records r LEFT JOIN raw_sparse USING (id))"
                     )
@@ -425,100 +335,8 @@ class Snapshot:
             raise Moved("the register changed while its snapshot was read; try again")
 
 
-# ----------------------------------------------------------------------------- reading
-
-
-def read_head(conn: Connection) -> Head:
-    """The audit head, schema revision and active policy version `conn` sees."""
-    row = conn.execute(
-        text("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-    ).first()
-    revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    active = conn.execute(text("SELECT id FROM policy_versions WHERE active")).scalar()
-    return Head(
-        int(row[0]) if row else 0,
-        str(row[1]) if row else "",
-        str(revision or ""),
-        int(active or 0),
-    )
-
-
-def _hash_at(conn: Connection, seq: int) -> str:
-    if seq == 0:
-        return ""
-    found = conn.execute(text("SELECT hash FROM audit_entries WHERE seq = :s"), {"s": seq})
-    return str(found.scalar() or "")
-
-
-def _changes(conn: Connection, since: int) -> _Changes:
-    """What the entries after `since` changed (entries that change nothing are not read)."""
-    ignored = ", ".join(f"'{a}'" for a in IGNORED)
-    entries = conn.execute(
-        text(
-            "SELECT action, subject_id, payload FROM audit_entries "
-            f"WHERE seq > :since AND action NOT IN ({ignored}) ORDER BY seq"
-        ),
-        {"since": since},
-    )
-    out = _Changes()
-    for action, subject_id, payload in entries:
-        if action in BY_SUBJECT and subject_id:
-            out.subjects.add(str(subject_id))
-            continue
-        body = json.loads(payload)
-        if action == "records.filed" and "first_record_id" in body and "last_record_id" in body:
-            out.ranges.append((int(body["first_record_id"]), int(body["last_record_id"])))
-            out.new_records += int(body.get("stored", 0))
-        elif action == "subjects.imported" and "batch_id" in body:
-            out.batches.add(int(body["batch_id"]))
-        elif action == "policy.activated" and "version_id" in body:
-            out.activations.append(
-                (int(body["version_id"]), [str(c) for c in body.get("ends_recomputed", [])])
-            )
-        else:
-            out.full = f"audit entry {action!r}"
-            break
-    return out
-
-
-def _stored_policy(conn: Connection, version_id: int) -> Policy:
-    from credo.domain.policy_load import load_policy
-
-    found = conn.execute(
-        text("SELECT text FROM policy_versions WHERE id = :v"), {"v": version_id}
-    ).scalar_one()
-    return load_policy(str(found), "stored policy")
-
-
-def _rows_by_subject(conn: Connection, table: str, subjects: list[str]) -> list[Any]:
-    rows: list[Any] = []
-    where = " AND kind = 'objection'" if table == "cases" else ""
-    for chunk in _chunks(subjects):
-        names = ", ".join(f":s{n}" for n in range(len(chunk)))
-        rows += conn.execute(
-            text(f"SELECT {_COLUMNS[table]} FROM {table} WHERE subject_id IN ({names}){where}"),
-            {f"s{n}": s for n, s in enumerate(chunk)},
-        ).all()
-    return rows
-
-
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 def _values(chunk: list[str]) -> str:
     return "(" + ", ".join("'" + s.replace("'", "''") + "'" for s in chunk) + ")"
-
-
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if out and first <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], last))
-        else:
-            out.append((first, last))
-    return out
 
 
 def _unique(rows: list[Any]) -> list[Any]:
@@ -531,7 +349,7 @@ def _load(duck: Any, table: str, rows: Sequence[Any], *, replace: bool) -> None:
         return
     import pyarrow as pa
 
-    names = [c.strip() for c in _COLUMNS[table].split(",")]
+    names = [c.strip() for c in preview_source.COLUMNS[table].split(",")]
     arrow = pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(names)})
     duck.register("credo_delta", arrow)
     try:
@@ -542,141 +360,12 @@ def _load(duck: Any, table: str, rows: Sequence[Any], *, replace: bool) -> None:
         duck.unregister("credo_delta")
 
 
-def _label(duck: Any, head: Head) -> None:
+def _label(duck: Any, head: preview_source.Head) -> None:
     duck.execute("DELETE FROM credo_snapshot")
     duck.execute(
         "INSERT INTO credo_snapshot VALUES (?, ?, ?, ?, ?)",
         [FORMAT, head.seq, head.hash, head.revision, head.policy_version],
     )
-
-
-def _read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
-    """The three tables as Arrow, the head they were read at, and whether anything that
-    changes scoring was written after `at` (the caller's head) before they were read.
-
-    The records come in `PARTS` id ranges, each on its own connection and thread (the
-    driver reads without the GIL): each part is the register at some head between the
-    first head read and the last, so the parts fit together when no entry between those
-    heads changes scoring (inquiries may come and go).
-    """
-    sqlite = engine.dialect.name == "sqlite"
-    queries = _SQLITE if sqlite else {n: f"SELECT {c} {_FROM[n]}" for n, c in _COLUMNS.items()}
-    for _ in range(RETRIES):
-        tables: dict[str, Any] = {}
-        with _connect(engine) as adbc, adbc.cursor() as cur:
-            if not sqlite:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            first = _adbc_head(cur)
-            cur.execute("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0), COUNT(*) FROM records")
-            low, high, count = (int(v) for v in cur.fetchone())
-            ranges = _id_ranges(low, high, PARTS if count >= PART_ROWS else 1)
-            where = [f" WHERE id BETWEEN {a} AND {b}" for a, b in ranges]
-            with ThreadPoolExecutor(max(1, len(where) - 1)) as pool:
-                helpers = [
-                    pool.submit(_read_part, engine, queries["records"] + w) for w in where[1:]
-                ]
-                parts = []
-                for name, sql in queries.items():
-                    if name == "records":
-                        cur.execute(sql + where[0])
-                        parts.append(cur.fetch_arrow_table())
-                    else:
-                        cur.execute(sql)
-                        tables[name] = cur.fetch_arrow_table()
-                heads = [_adbc_head(cur)]
-                for helper in helpers:
-                    part, head = helper.result()
-                    parts.append(part)
-                    heads.append(head)
-            adbc.rollback()
-        last = max(heads, key=lambda h: h.seq)
-        tables["records"] = parts[0] if len(parts) == 1 else _concat(parts)
-        with _connect(engine) as adbc, adbc.cursor() as cur:
-            # Inquiries may be appended while the tables are read: only the entries that
-            # change scoring make the read inconsistent, or later than the caller's head.
-            torn = _relevant_after(cur, first.seq, last.seq)
-            later = _relevant_after(cur, at, last.seq)
-            adbc.rollback()
-        if not torn and all(h.revision == first.revision for h in heads):
-            return tables, last, later
-        tables.clear()
-    raise RuntimeError("the register kept changing while its snapshot was read; try again")
-
-
-PARTS = 2  # connections reading the records at once (the machine this was tuned on: 2 cores)
-PART_ROWS = 200_000  # fewer records are read on one connection
-
-
-def _id_ranges(low: int, high: int, parts: int) -> list[tuple[int, int]]:
-    """`parts` consecutive id ranges covering low..high (the first from -inf, the last to
-    +inf in effect: ids outside were not there when the bounds were read)."""
-    if parts <= 1 or high - low < parts:
-        return [(-(2**62), 2**62)]
-    step = (high - low + 1) // parts
-    cuts = [low + step * n for n in range(1, parts)]
-    starts = [-(2**62), *cuts]
-    ends = [c - 1 for c in cuts] + [2**62]
-    return list(zip(starts, ends, strict=True))
-
-
-def _read_part(engine: Engine, sql: str) -> tuple[Any, Head]:
-    """One range of records on a connection of its own, and the head it saw after."""
-    with _connect(engine) as adbc, adbc.cursor() as cur:
-        if engine.dialect.name != "sqlite":
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cur.execute(sql)
-        table = cur.fetch_arrow_table()
-        head = _adbc_head(cur)
-        adbc.rollback()
-    return table, head
-
-
-def _concat(parts: list[Any]) -> Any:
-    import pyarrow as pa
-
-    # A part whose first batch had only NULLs in a column may type it differently: the
-    # first part's schema wins (the values cast to it).
-    schema = parts[0].schema
-    return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
-
-
-def _relevant_after(cur: Any, since: int, until: int) -> bool:
-    if until <= since:
-        return False
-    ignored = ", ".join(f"'{a}'" for a in IGNORED)
-    cur.execute(
-        f"SELECT COUNT(*) FROM audit_entries WHERE seq > {int(since)} AND seq <= {int(until)} "
-        f"AND action NOT IN ({ignored})"
-    )
-    return int(cur.fetchone()[0]) > 0
-
-
-def _adbc_head(cur: Any) -> Head:
-    cur.execute("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-    row = cur.fetchone()
-    cur.execute("SELECT version_num FROM alembic_version")
-    revision = cur.fetchone()
-    cur.execute("SELECT id FROM policy_versions WHERE active")
-    active = cur.fetchone()
-    return Head(
-        int(row[0]) if row else 0,
-        str(row[1]) if row else "",
-        str(revision[0]) if revision else "",
-        int(active[0]) if active else 0,
-    )
-
-
-def _connect(engine: Engine) -> Any:
-    url = engine.url
-    if engine.dialect.name == "sqlite":
-        import adbc_driver_sqlite.dbapi
-
-        path = quote(str(url.database), safe="/")
-        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
-    import adbc_driver_postgresql.dbapi
-
-    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return adbc_driver_postgresql.dbapi.connect(uri)
 
 
 # ----------------------------------------------------------------------------- holding
