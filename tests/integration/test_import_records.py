@@ -20,6 +20,8 @@ from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import detect_format, read_rows
 from credo.services.subjects import import_subjects
+from credo.store import repository
+from credo.store.db import is_sqlite
 from credo.store.tables import records, standings, subjects
 from tests.conftest import TODAY
 from tests.factories import dates_policy, record, rows, seed_register, subject
@@ -567,3 +569,26 @@ def test_stored_ends_on_is_decided_on_plus_valid_for_with_month_end_clamping(
     assert stored["p1m1d-2024-01-31"] == date(2024, 3, 1)
     assert stored["p1y-2024-02-29"] == date(2025, 2, 28)
     assert stored["p18m-2023-08-31"] == date(2025, 2, 28)
+
+
+def test_a_big_import_leaves_postgresql_with_fresh_statistics(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without statistics PostgreSQL planned the closing rescore over a freshly loaded
+    register as a bitmap of every live record per list member (hours at 10M records).
+    SQLite plans without statistics: nothing is analysed there."""
+    monkeypatch.setattr(repository, "BIG_LOAD", 2)
+    seed_register(register)
+    items = [record(f"BIG-{n}", "s-001", "court.order_defiance", "2026-01-10") for n in range(3)]
+    report, _ = import_file(register, write_csv(tmp_path / "big.csv", items))
+    assert report.stored == 3
+    with register.read() as conn:
+        if is_sqlite(register.engine):
+            stats = "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        else:
+            stats = (
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                "AND relname IN ('records', 'notices') ORDER BY relname"
+            )
+        analysed = list(conn.execute(text(stats)).scalars())
+    assert analysed == ([] if is_sqlite(register.engine) else ["notices", "records"])

@@ -389,6 +389,9 @@ def import_records(
         on_batch(report)
     # Also when this run stored nothing: a run killed during its rescore left records that
     # the stored standings do not reflect yet, and re-running the file must catch them up.
+    if report.stored >= repository.BIG_LOAD:
+        with register.write() as conn:
+            repository.refresh_statistics(conn, "records", "notices")
     report.rescored = rescore_register_pending(register)
     return report
 
@@ -474,6 +477,9 @@ def import_file(
             store(_in_order(pool, raw, workers))
     # Also when this run stored nothing: a run killed during its rescore left records that
     # the stored standings do not reflect yet, and re-running the file must catch them up.
+    if report.stored >= repository.BIG_LOAD:
+        with register.write() as conn:
+            repository.refresh_statistics(conn, "records", "notices")
     report.rescored = rescore_register_pending(register)
     return report
 

@@ -53,6 +53,9 @@ def import_subjects(
         if candidates:
             _store(register, candidates, report, on_reject, actor=actor, source=source)
         on_batch(report)
+    if report.stored >= repository.BIG_LOAD:
+        with register.write() as conn:
+            repository.refresh_statistics(conn, "subjects")
     return report
 
 

@@ -154,6 +154,20 @@ def copy_text(conn: Connection, table: str, columns: Sequence[str], data: str) -
         copy.write(data)
 
 
+BIG_LOAD = 50_000  # rows: after a load this big, the planner's statistics are refreshed
+
+
+def refresh_statistics(conn: Connection, *tables: str) -> None:
+    """PostgreSQL: ANALYZE tables a big load just grew, before anything plans queries on
+    them. Without it, a register loaded in one go has no statistics at all (autovacuum
+    has not caught up), and the planner picked a plan over 10M records that ran for hours
+    instead of seconds. SQLite plans without statistics and needs none."""
+    if is_sqlite(conn):
+        return
+    for table in tables:
+        conn.execute(text(f"ANALYZE {table}"))
+
+
 def _sql_literal(value: Any) -> str:
     """A constant credo generated itself (an id or a timestamp), as an SQL literal."""
     if isinstance(value, bool):
