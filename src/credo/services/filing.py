@@ -276,37 +276,6 @@ def _store_into(
     return len(fresh)
 
 
-def _store_prepared(
-    register: Register,
-    prepared: Prepared,
-    report: ImportReport,
-    *,
-    authority_id: str,
-    actor: str,
-    source: str,
-    on_reject: Callable[[Reject], None],
-    on_accept: Callable[[int, str, str], None],
-) -> None:
-    """Report a batch's refusals and store its new rows in one transaction."""
-    if not prepared.rows:
-        for reject in prepared.rejects:
-            _reject(report, on_reject, reject)
-        return
-    with register.write() as conn:
-        lock_register(conn, exclusive=False, authority_id=authority_id)
-        _store_into(
-            conn,
-            prepared,
-            report,
-            authority_id=authority_id,
-            actor=actor,
-            source=source,
-            now=register.clock.now(),
-            on_reject=on_reject,
-            on_accept=on_accept,
-        )
-
-
 def _store_grouped(
     register: Register,
     batches: Iterator[Prepared],
@@ -317,6 +286,7 @@ def _store_grouped(
     actor: str,
     source: str,
     on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None] = _ignore,
 ) -> None:
     """Store batches in file order, committing once at least `commit_rows` rows are in.
 
@@ -339,7 +309,7 @@ def _store_grouped(
                     source=source,
                     now=register.clock.now(),
                     on_reject=on_reject,
-                    on_accept=_ignore,
+                    on_accept=on_accept,
                 )
                 if stored >= commit_rows:
                     done = False
@@ -358,7 +328,8 @@ def import_records(
     on_batch: Callable[[ImportReport], None] = lambda r: None,
     on_accept: Callable[[int, str, str], None] = _ignore,
 ) -> ImportReport:
-    """Validate every row, store the good ones (one transaction per batch), then rescore.
+    """Validate every row, store the good ones (one transaction per batch that stores any),
+    then rescore.
 
     Re-running the same rows stores nothing twice: a reference the authority already filed
     with the same content is counted as a duplicate; with other content it is refused.
@@ -368,27 +339,38 @@ def import_records(
     _require_authority(policy, authority_id)
     today = register.clock.today()
     report = ImportReport()
-    for batch in _batches(rows, batch_size):
-        prepared = prepare_batch(
-            batch,
-            policy=policy,
-            authority_id=authority_id,
-            today=today,
-            copy_text=not is_sqlite(register.engine),
-        )
-        _store_prepared(
-            register,
-            prepared,
-            report,
-            authority_id=authority_id,
-            actor=actor,
-            source=source,
-            on_reject=on_reject,
-            on_accept=on_accept,
-        )
-        on_batch(report)
-    # Also when this run stored nothing: a run killed during its rescore left records that
-    # the stored standings do not reflect yet, and re-running the file must catch them up.
+
+    def prepared() -> Iterator[Prepared]:
+        for batch in _batches(rows, batch_size):
+            yield prepare_batch(
+                batch,
+                policy=policy,
+                authority_id=authority_id,
+                today=today,
+                copy_text=not is_sqlite(register.engine),
+            )
+            on_batch(report)  # resumed once the batch is stored
+
+    _store_grouped(
+        register,
+        prepared(),
+        report,
+        commit_rows=1,
+        authority_id=authority_id,
+        actor=actor,
+        source=source,
+        on_reject=on_reject,
+        on_accept=on_accept,
+    )
+    return _finish(register, report)
+
+
+def _finish(register: Register, report: ImportReport) -> ImportReport:
+    """Refresh the planner's statistics after a big load, then bring standings up to date.
+
+    The rescore runs also when this run stored nothing: a run killed during its rescore left
+    records that the stored standings do not reflect yet, and re-running must catch them up.
+    """
     if report.stored >= repository.BIG_LOAD:
         with register.write() as conn:
             repository.refresh_statistics(conn, "records", "notices")
@@ -475,13 +457,7 @@ def import_file(
             initargs=(policy_text, authority_id, today, not is_sqlite(register.engine)),
         ) as pool:
             store(_in_order(pool, raw, workers))
-    # Also when this run stored nothing: a run killed during its rescore left records that
-    # the stored standings do not reflect yet, and re-running the file must catch them up.
-    if report.stored >= repository.BIG_LOAD:
-        with register.write() as conn:
-            repository.refresh_statistics(conn, "records", "notices")
-    report.rescored = rescore_register_pending(register)
-    return report
+    return _finish(register, report)
 
 
 def _in_order(
