@@ -23,8 +23,8 @@ _cookie = APIKeyCookie(
 )
 
 
-def get_register(request: Request) -> Register:
-    """The register this app serves."""
+async def get_register(request: Request) -> Register:
+    """The register this app serves (async: FastAPI runs it on the event loop, no thread)."""
     register: Register = request.app.state.register
     return register
 
@@ -94,22 +94,28 @@ AuthorityDep = Annotated[str, Depends(get_authority)]
 
 @dataclass(frozen=True)
 class Caller:
-    """An authority acting: its API key (unchecked yet) or its user's authority.
+    """An authority acting, not yet checked: its API key or its user's session token.
 
     For hot paths that read the database anyway: the service checks the key inside its own
-    first statement instead of in a round trip of its own (see query_standing).
+    first statement instead of in a round trip of its own (see query_standing), and a
+    session is looked up in the request's worker thread, not on the event loop.
     """
 
     api_key: str | None = None
-    authority_id: str | None = None
+    session_token: str | None = None
+
+    def authority(self, register: Register) -> str | None:
+        """The session's authority (None for an API key, which the service checks)."""
+        if self.api_key is not None:
+            return None
+        return get_authority(register, None, self.session_token)
 
 
-def get_caller(
-    register: RegisterDep,
+async def get_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     token: Annotated[str | None, Depends(_cookie)],
 ) -> Caller:
-    """Like `get_authority`, but an API key is left for the service to check.
+    """Like `get_authority`, but nothing is looked up yet: no database, no thread hop.
 
     A malformed key is refused here (401); a well-formed one is looked up by the service, so
     a wrong key on a request with, say, no purpose gets the 422 before the 401.
@@ -117,7 +123,9 @@ def get_caller(
     if credentials is not None and credentials.scheme.lower() == "bearer":
         key_prefix(credentials.credentials)
         return Caller(api_key=credentials.credentials)
-    return Caller(authority_id=get_authority(register, None, token))
+    if not token:
+        raise AuthenticationError("an authority API key is required (Authorization: Bearer ...)")
+    return Caller(session_token=token)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

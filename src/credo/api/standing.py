@@ -38,7 +38,7 @@ def get_standing(
     """
     shown = query_standing(
         register,
-        authority_id=caller.authority_id,
+        authority_id=caller.authority(register),
         api_key=caller.api_key,
         subject_id=subject_id,
         purpose_id=purpose,

@@ -58,15 +58,33 @@ def styled_csp(body: bytes) -> str:
     return CSP.replace("style-src 'self'", f"style-src 'self' {styles}".rstrip())
 
 
+def _defaults(path: str, scheme: str) -> list[tuple[bytes, bytes]]:
+    """The security headers for a path, as raw pairs (lower-case names)."""
+    pairs = [*HEADERS.items(), ("Content-Security-Policy", CSP)]
+    if not path.startswith("/static/"):
+        pairs.append(("Cache-Control", "no-store"))
+    if scheme == "https":
+        pairs.append(("Strict-Transport-Security", "max-age=31536000"))
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+
+
+# The raw pairs by (is a static file, scheme): every response takes one of these few lists.
+_RAW = {
+    (static, scheme): _defaults("/static/" if static else "/", scheme)
+    for static in (False, True)
+    for scheme in ("http", "https")
+}
+
+
 def apply_headers(headers: MutableHeaders, path: str, scheme: str) -> None:
     """Add the security headers a response does not set itself."""
-    for name, value in HEADERS.items():
-        headers.setdefault(name, value)
-    headers.setdefault("Content-Security-Policy", CSP)
-    if not path.startswith("/static/"):
-        headers.setdefault("Cache-Control", "no-store")
-    if scheme == "https":
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    raw = headers.raw
+    present = {name for name, _ in raw}
+    raw.extend(
+        pair
+        for pair in _RAW[path.startswith("/static/"), "https" if scheme == "https" else "http"]
+        if pair[0] not in present
+    )
 
 
 class SecurityHeaders:
