@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -152,5 +154,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InterfaceError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)
+    # The same, from the hot paths' driver connections (credo.store.hotpath).
+    app.add_exception_handler(psycopg.OperationalError, _database_down)
+    app.add_exception_handler(psycopg.InterfaceError, _database_down)
+    app.add_exception_handler(psycopg_pool.PoolTimeout, _database_down)
+    app.add_exception_handler(psycopg.DataError, _out_of_range)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,17 +73,17 @@ def key_prefix(key: str) -> str:
     return parts[1]
 
 
-def key_authority(row: Any, key: str) -> str:
+def key_authority(row: Sequence[Any] | None, key: str) -> str:
     """The authority of a stored key row (authority_id, key_hash, revoked_at) found by the
     key's prefix, or AuthenticationError when there is none, it is revoked or the key differs."""
     if (
         row is None
-        or row.authority_id is None
-        or row.revoked_at is not None
-        or not hmac.compare_digest(row.key_hash, _hash(key))
+        or row[0] is None
+        or row[2] is not None
+        or not hmac.compare_digest(row[1], _hash(key))
     ):
         raise AuthenticationError("the API key is not valid")
-    return str(row.authority_id)
+    return str(row[0])
 
 
 def authenticate(register: Register, key: str) -> str:

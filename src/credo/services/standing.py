@@ -19,10 +19,11 @@ from credo.domain.errors import (
 )
 from credo.domain.policy import Policy, Visible
 from credo.domain.scoring import Standing, compute_standing
-from credo.services.keys import autocommit_reads, key_authority, key_prefix
+from credo.services.keys import key_authority, key_prefix
 from credo.services.register import Register
 from credo.store import audit, repository
 from credo.store.db import is_sqlite
+from credo.store.hotpath import driver_connection, hot_pool
 from credo.store.tables import inquiries
 
 ADMIN_PURPOSE = "register-administration"
@@ -84,11 +85,31 @@ def log_inquiry(
     audit.append_many(conn, [inquiry.entry()])
 
 
+_INSERT_INQUIRY = (
+    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel) "
+    "VALUES (%(subject_id)s, %(authority_id)s, %(purpose)s, %(as_of)s, %(at)s, %(channel)s)"
+)
+
+
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
-    """Commit inquiries in one transaction: their rows, then their audit entries in order."""
-    with register.write() as conn:
-        conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
-        audit.append_many(conn, [inquiry.entry() for inquiry in batch])
+    """Commit inquiries in one transaction: their rows, then their audit entries in order.
+
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath): the chain's
+    lock and head in one round trip, both inserts and the commit in another.
+    """
+    entries = [inquiry.entry() for inquiry in batch]
+    if is_sqlite(register.engine):
+        with register.write() as conn:
+            conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
+            audit.append_many(conn, entries)
+        return
+    with hot_pool(register.engine).connection() as pg, pg.transaction():
+        with pg.pipeline():
+            pg.execute(audit.LOCK_SQL)
+            head = pg.execute(audit.HEAD_SQL).fetchone()
+        with pg.cursor() as cur, pg.pipeline():
+            cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
+            cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
 
 
 @dataclass
@@ -231,14 +252,17 @@ def visible_standing(
     return shown
 
 
-_CALLER = (
-    "SELECT (SELECT id FROM policy_versions WHERE active) AS policy_id, "
+_LOOKUP = (
+    "WITH caller AS (SELECT (SELECT id FROM policy_versions WHERE active) AS policy_id, "
     "(SELECT 1 FROM subjects WHERE id = {mark}) AS known, "
     "k.authority_id, k.key_hash, k.revoked_at "
-    "FROM (SELECT 1 AS one) AS one LEFT JOIN api_keys k ON k.prefix = {mark}"
+    "FROM (SELECT 1 AS one) AS one LEFT JOIN api_keys k ON k.prefix = {mark}) "
+    "SELECT caller.*, " + repository.FACTS_COLUMNS + " FROM caller "
+    "LEFT JOIN (" + repository.FACTS_JOIN + ") ON r.subject_id = {mark} ORDER BY r.id"
 )
-_CALLER_SQLITE = _CALLER.format(mark="?")
-_CALLER_PG = _CALLER.format(mark="%s")
+_LOOKUP_SQLITE = _LOOKUP.format(mark="?")
+_LOOKUP_PG = _LOOKUP.format(mark="%s")
+_FACTS_FROM = 5  # the lookup's columns before the record facts
 
 
 def query_standing(
@@ -257,44 +281,45 @@ def query_standing(
     (401), the purpose (403), the subject (404). The standing is answered only after its
     inquiry and audit entry are committed (through the group commit of `InquiryLog`).
 
-    The hot path: one statement for the key, the active policy's id and the subject's
-    existence, one for the subject's records (both without a transaction round trip on
-    PostgreSQL), the pure scorer, then the shared commit.
+    The hot path: one statement through the driver (credo.store.hotpath) reads the key, the
+    active policy's id, whether the subject exists and the subject's records; then the pure
+    scorer, then the shared commit. The records are read before the key is judged, but
+    nothing of them leaves this function unless every check passes.
     """
     if (authority_id is None) == (api_key is None):
         raise ValueError("give exactly one of authority_id and api_key")
     day = as_of or register.clock.today()
     prefix = key_prefix(api_key) if api_key is not None else None
-    with autocommit_reads(register) as conn:
-        sql = _CALLER_SQLITE if is_sqlite(conn) else _CALLER_PG
-        row = conn.exec_driver_sql(sql, (subject_id, prefix)).one()
-        if api_key is not None:
-            authority_id = key_authority(row, api_key)
-        assert authority_id is not None
-        if row.policy_id is None:
-            raise NoActivePolicyError(
-                "no policy is active yet: run `credo policy activate FILE` first"
-            )
-        policy = _policy(register, conn, int(row.policy_id))
-        check_purpose(policy, authority_id, purpose_id)
-        if row.known is None:
-            raise NotFoundError(
-                f"subject {subject_id!r} is not registered",
-                [Problem("subject_id", "not registered")],
-            )
-        facts = repository.record_facts(conn, subject_id)
+    sql = _LOOKUP_SQLITE if is_sqlite(register.engine) else _LOOKUP_PG
+    with driver_connection(register.engine) as conn:
+        rows = conn.execute(sql, (subject_id, prefix, subject_id)).fetchall()
+    first = rows[0]
+    if api_key is not None:
+        authority_id = key_authority(first[2:5], api_key)
+    assert authority_id is not None
+    if first[0] is None:
+        raise NoActivePolicyError("no policy is active yet: run `credo policy activate FILE` first")
+    policy = _policy(register, int(first[0]))
+    check_purpose(policy, authority_id, purpose_id)
+    if first[1] is None:
+        raise NotFoundError(
+            f"subject {subject_id!r} is not registered",
+            [Problem("subject_id", "not registered")],
+        )
+    facts = repository.facts_from_rows(rows, _FACTS_FROM)
     standing = compute_standing(policy, subject_id, facts, day)
     inquiry = Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
     inquiry_log(register).log(register, inquiry)
     return visible_standing(policy, standing, authority_id, purpose_id)
 
 
-def _policy(register: Register, conn: Any, version_id: int) -> Policy:
+def _policy(register: Register, version_id: int) -> Policy:
     """The parsed active policy; its text is read again only when the active version changed."""
     cached = _active_policies.get(register.engine)
     if cached is not None and cached[0] == version_id:
         return cached[1]
-    found_id, policy = register.active_policy(conn)
+    with register.read() as conn:
+        found_id, policy = register.active_policy(conn)
     _active_policies[register.engine] = (found_id, policy)
     return policy
 

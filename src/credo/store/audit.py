@@ -16,6 +16,7 @@ from credo.store.db import is_sqlite
 from credo.store.tables import audit_entries
 
 GENESIS = "0" * 64
+CHAIN_LOCK = 7276001  # the PostgreSQL advisory lock every writer of the chain takes
 
 
 def canonical(value: Any) -> str:
@@ -63,7 +64,7 @@ def lock_chain(conn: Connection) -> None:
     one of two locks while waiting for the other.
     """
     if not is_sqlite(conn):
-        conn.execute(text("SELECT pg_advisory_xact_lock(7276001)"))
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,24 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
         .order_by(audit_entries.c.seq.desc())
         .limit(1)
     ).first()
-    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    rows = chain(head, entries)
+    conn.execute(audit_entries.insert(), rows)
+    return [row["seq"] for row in rows]
+
+
+# The same steps through a psycopg connection (credo.store.hotpath), inside its transaction.
+LOCK_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
+HEAD_SQL = "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
+INSERT_SQL = (
+    "INSERT INTO audit_entries (seq, at, actor, action, subject_id, payload, digest, "
+    "prev_hash, hash) VALUES (%(seq)s, %(at)s, %(actor)s, %(action)s, %(subject_id)s, "
+    "%(payload)s, %(digest)s, %(prev_hash)s, %(hash)s)"
+)
+
+
+def chain(head: Sequence[Any] | None, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The rows of `entries`, chained after `head` (its seq and hash; None: the first)."""
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     rows: list[dict[str, Any]] = []
     for entry in entries:
         body = canonical(entry.payload)
@@ -128,5 +146,4 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
             }
         )
         seq, prev = seq + 1, link
-    conn.execute(audit_entries.insert(), rows)
-    return [row["seq"] for row in rows]
+    return rows

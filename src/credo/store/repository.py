@@ -222,12 +222,12 @@ def subject_row(conn: Connection, subject_id: str) -> Any:
     return row
 
 
-_FACTS = (
-    "SELECT r.id, r.authority_id, r.reference, r.category, r.decided_on, r.revoked, "
-    "r.repaired_on, r.counts_from, r.counts_until, c.filed_on, c.decided_on "
-    "FROM records r LEFT JOIN cases c ON c.record_id = r.id AND c.kind = 'objection' "
-    "WHERE r.subject_id = {mark} ORDER BY r.id"
+FACTS_COLUMNS = (
+    "r.id, r.authority_id, r.reference, r.category, r.decided_on, r.revoked, "
+    "r.repaired_on, r.counts_from, r.counts_until, c.filed_on, c.decided_on"
 )
+FACTS_JOIN = "records r LEFT JOIN cases c ON c.record_id = r.id AND c.kind = 'objection'"
+_FACTS = f"SELECT {FACTS_COLUMNS} FROM {FACTS_JOIN} WHERE r.subject_id = {{mark}} ORDER BY r.id"
 _FACTS_SQLITE = _FACTS.format(mark="?")
 _FACTS_PG = _FACTS.format(mark="%s")
 
@@ -243,11 +243,19 @@ def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
 
     One indexed query through the driver: this is the hot path of every standing lookup.
     """
-    sqlite = is_sqlite(conn)
-    rows = conn.exec_driver_sql(_FACTS_SQLITE if sqlite else _FACTS_PG, (subject_id,)).all()
+    sql = _FACTS_SQLITE if is_sqlite(conn) else _FACTS_PG
+    return facts_from_rows(conn.exec_driver_sql(sql, (subject_id,)).all())
+
+
+def facts_from_rows(rows: Iterable[Sequence[Any]], offset: int = 0) -> list[RecordFacts]:
+    """RecordFacts from rows holding FACTS_COLUMNS from column `offset` on, ordered by record
+    id (a record with two objections comes twice); rows without a record are skipped."""
     facts: list[RecordFacts] = []
     last_id = None
-    for row in rows:
+    for full in rows:
+        row = full[offset:] if offset else full
+        if row[0] is None:  # an outer join that found no record
+            continue
         disputes: tuple[Dispute, ...] = ()
         if row[9] is not None:
             disputes = (Dispute(_day(row[9]), _day(row[10])),)  # type: ignore[arg-type]
@@ -266,13 +274,12 @@ def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
             )
             continue
         last_id = row[0]
-        decided = row[4] if not sqlite else date.fromisoformat(row[4])
         facts.append(
             RecordFacts(
                 row[1],
                 row[2],
                 row[3],
-                decided,
+                _day(row[4]),  # type: ignore[arg-type]
                 _day(row[6]),
                 bool(row[5]),
                 disputes,
