@@ -213,7 +213,7 @@ def small_change(register: Register, tag: str) -> None:
     an objection to one of them rejected, and 200 inquiries."""
     from credo.services.cases import decide_case, object_to_record
     from credo.services.filing import file_record
-    from credo.services.standing import Inquiry, write_inquiries
+    from credo.services.inquiries import Inquiry, write_inquiries
 
     subjects = [f"s-{1 + (time.time_ns() // 1000 + 97 * n) % 1000:07d}" for n in range(10)]
     filed = [

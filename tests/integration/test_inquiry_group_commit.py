@@ -1,21 +1,29 @@
-"""Standing lookups share their commits (credo.services.standing.InquiryLog) and lose nothing.
+"""Standing lookups share their commits (credo.services.inquiries) and lose nothing.
 
-Many threads ask at once, as uvicorn's thread pool does: every answer has exactly one inquiry
-row and one `inquiry.made` audit entry, the chain still verifies, and a failed commit fails
-the requests of its batch instead of answering them unlogged.
+Many threads ask at once, as uvicorn's thread pool does, or many requests on one event loop
+(the API's PostgreSQL hot path): every answer has exactly one inquiry row and one
+`inquiry.made` audit entry, the chain still verifies, and a failed commit fails the requests
+of its batch instead of answering them unlogged.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from credo.bootstrap import build_register
+from credo.clock import FixedDateClock
 from credo.services.audit_verify import verify_audit
+from credo.services.inquiries import InquiryLog, inquiry_log
 from credo.services.keys import add_key
 from credo.services.register import Register
-from credo.services.standing import InquiryLog, inquiry_log, query_standing
+from credo.services.standing import query_standing, query_standing_async
+from credo.settings import Settings
 from credo.store.tables import audit_entries, inquiries
 from tests.factories import file_rows, record, seed_register
 
@@ -66,7 +74,7 @@ def test_a_failed_commit_fails_its_requests_and_logs_nothing(
     def broken(*_args: object) -> None:
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr("credo.services.standing.write_inquiries", broken)
+    monkeypatch.setattr("credo.services.inquiries.write_inquiries", broken)
     with pytest.raises(RuntimeError, match="the disk is full"):
         query_standing(register, api_key=key, subject_id="s-001", purpose_id="promotion-review")
     assert _count(register, inquiries) == 0
@@ -79,3 +87,70 @@ def test_each_register_database_has_its_own_log(register: Register) -> None:
     log = inquiry_log(register)
     assert isinstance(log, InquiryLog)
     assert inquiry_log(register) is log
+
+
+def _async_lookups(register: Register, key: str, subject_ids: list[str]) -> list[object]:
+    """Ask for these subjects at once on one event loop; answers or the errors raised."""
+
+    async def run() -> list[object]:
+        return await asyncio.gather(
+            *(
+                query_standing_async(
+                    register, api_key=key, subject_id=sid, purpose_id="promotion-review"
+                )
+                for sid in subject_ids
+            ),
+            return_exceptions=True,
+        )
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def pg_register(pg_url: str, clock: FixedDateClock, tmp_path: Path) -> Iterator[Register]:
+    """A register on PostgreSQL only: the event-loop path is PostgreSQL's (SQLite lookups
+    run in threads, as above)."""
+    register = build_register(Settings(home=tmp_path, database_url=pg_url), clock=clock)
+    yield register
+    register.engine.dispose()
+
+
+def test_concurrent_lookups_on_the_event_loop_log_one_inquiry_each(pg_register: Register) -> None:
+    register = pg_register
+    seed_register(register, subjects=3)
+    file_rows(
+        register, "city-court", [record("R-1", "s-001", "court.order_defiance", "2026-01-10")]
+    )
+    key = add_key(register, "city-personnel", actor="test")
+    asked = [f"s-00{n % 3 + 1}" for n in range(LOOKUPS)]
+
+    answers = _async_lookups(register, key, asked)
+
+    assert [a["subject_id"] for a in answers] == asked  # type: ignore[index]
+    assert answers[0] == query_standing(  # the same answer as the threaded path
+        register, api_key=key, subject_id="s-001", purpose_id="promotion-review"
+    )
+    assert _count(register, inquiries) == LOOKUPS + 1
+    assert _count(register, audit_entries, audit_entries.c.action == "inquiry.made") == LOOKUPS + 1
+    verification = verify_audit(register)
+    assert verification.ok, verification.problems
+
+
+def test_a_failed_commit_on_the_event_loop_fails_its_requests(
+    pg_register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register = pg_register
+    seed_register(register, subjects=2)
+    key = add_key(register, "city-personnel", actor="test")
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr("credo.services.inquiries.write_inquiries_async", broken)
+    answers = _async_lookups(register, key, ["s-001", "s-002"] * 5)
+    assert all(isinstance(a, RuntimeError) for a in answers), answers
+    assert _count(register, inquiries) == 0
+    monkeypatch.undo()
+    answers = _async_lookups(register, key, ["s-001"])
+    assert answers[0]["subject_id"] == "s-001"  # type: ignore[index]
+    assert _count(register, inquiries) == 1

@@ -29,11 +29,11 @@ from credo.domain.fairness import FairnessRow, fairness
 from credo.domain.policy_load import load_policy
 from credo.services.cases import decide_case, object_to_record, request_repair
 from credo.services.filing import subject_standing
+from credo.services.inquiries import Inquiry, write_inquiries
 from credo.services.policies import activate_policy
 from credo.services.preview import Engine, preview_policy, preview_standings
 from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
-from credo.services.standing import Inquiry, write_inquiries
 from credo.services.subjects import import_subjects
 from credo.store import audit, preview_duckdb, preview_source
 from credo.store.tables import cases, records

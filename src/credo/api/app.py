@@ -26,6 +26,7 @@ from credo.api import (
 )
 from credo.api.ratelimit import RateLimit
 from credo.services.register import Register
+from credo.store.hotpath import close_async
 
 
 def create_app(
@@ -60,6 +61,7 @@ def create_app(
         yield
         if worker is not None:
             worker.close()
+        await close_async(register.engine)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -40,6 +40,13 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log every request line to stderr (standing lookups are logged as inquiries "
+            "in the register either way)."
+        ),
+    ] = True,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     import uvicorn
@@ -53,6 +60,7 @@ def serve_cmd(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

@@ -34,7 +34,8 @@ def standing_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show subjects' standings with the explanation of every point (logged as inquiries)."""
-    from credo.services.standing import Inquirer, standings
+    from credo.services.inquiries import Inquirer
+    from credo.services.standing import standings
 
     with refusals():
         result = standings(

@@ -7,8 +7,9 @@ from typing import Any
 
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.scoring import compute_standing
+from credo.services.inquiries import Inquiry, write_inquiries
 from credo.services.register import Register
-from credo.services.standing import Inquiry, check_purpose, visible_standing, write_inquiries
+from credo.services.standing import check_purpose, visible_standing
 from credo.store import repository
 from credo.store.tables import subjects
 

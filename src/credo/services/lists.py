@@ -10,8 +10,9 @@ from sqlalchemy import bindparam, select, text
 
 from credo.domain.errors import NotFoundError, PermissionDeniedError, Problem
 from credo.domain.policy import AnyOf, GradeIn, Policy, Visible
+from credo.services.inquiries import Inquirer, log_inquiry
 from credo.services.register import Register
-from credo.services.standing import Inquirer, check_purpose, log_inquiry
+from credo.services.standing import check_purpose
 from credo.store.db import dateparam
 from credo.store.rescore import RescoreSql
 from credo.store.tables import list_periods, standings

@@ -18,8 +18,9 @@ from typing import Any
 from credo.domain.errors import ConflictError, Problem, ValidationError
 from credo.domain.policy import Policy, Visible
 from credo.domain.scoring import applicable_measures, effective_records, restricted, tally
+from credo.services.inquiries import Inquirer, log_inquiry
 from credo.services.register import Register
-from credo.services.standing import Inquirer, check_purpose, log_inquiry
+from credo.services.standing import check_purpose
 from credo.store import repository
 from credo.store.tables import subjects
 

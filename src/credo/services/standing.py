@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import threading
+import asyncio
 import weakref
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,175 +18,20 @@ from credo.domain.errors import (
 )
 from credo.domain.policy import Policy, Visible
 from credo.domain.scoring import Standing, compute_standing
+from credo.services.inquiries import (
+    Inquirer,
+    Inquiry,
+    async_inquiry_log,
+    inquiry_log,
+    log_inquiry,
+)
 from credo.services.keys import key_authority, key_prefix
 from credo.services.register import Register
-from credo.store import audit, repository
+from credo.store import repository
 from credo.store.db import is_sqlite
-from credo.store.hotpath import driver_connection, hot_pool
-from credo.store.tables import inquiries
+from credo.store.hotpath import async_connection, driver_connection
 
 ADMIN_PURPOSE = "register-administration"
-
-
-@dataclass(frozen=True)
-class Inquirer:
-    """Who is looking and through which channel."""
-
-    authority_id: str
-    channel: str  # api | cli
-
-
-@dataclass(frozen=True)
-class Inquiry:
-    """One look at a subject, as logged: the row the subject sees and its audit entry."""
-
-    subject_id: str
-    authority_id: str
-    purpose: str
-    as_of: date
-    at: datetime
-    channel: str
-
-    def row(self) -> dict[str, Any]:
-        """The inquiries row."""
-        return {
-            "subject_id": self.subject_id,
-            "authority_id": self.authority_id,
-            "purpose": self.purpose,
-            "as_of": self.as_of,
-            "at": self.at,
-            "channel": self.channel,
-        }
-
-    def entry(self) -> audit.Entry:
-        """The audit entry `inquiry.made`."""
-        return audit.Entry(
-            actor=self.authority_id,
-            action="inquiry.made",
-            at=self.at,
-            subject_id=self.subject_id,
-            payload={
-                "purpose": self.purpose,
-                "as_of": self.as_of.isoformat(),
-                "channel": self.channel,
-            },
-        )
-
-
-def log_inquiry(
-    conn: Any, register: Register, who: Inquirer, purpose: str, subject_id: str, as_of: date
-) -> None:
-    """Log one look at a subject inside the caller's transaction: row and audit entry."""
-    inquiry = Inquiry(
-        subject_id, who.authority_id, purpose, as_of, register.clock.now(), who.channel
-    )
-    conn.execute(inquiries.insert().values(**inquiry.row()))
-    audit.append_many(conn, [inquiry.entry()])
-
-
-_INSERT_INQUIRY = (
-    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel) "
-    "VALUES (%(subject_id)s, %(authority_id)s, %(purpose)s, %(as_of)s, %(at)s, %(channel)s)"
-)
-
-
-def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
-    """Commit inquiries in one transaction: their rows, then their audit entries in order.
-
-    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath): the chain's
-    lock and head in one round trip, both inserts and the commit in another.
-    """
-    entries = [inquiry.entry() for inquiry in batch]
-    if is_sqlite(register.engine):
-        with register.write() as conn:
-            conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
-            audit.append_many(conn, entries)
-        return
-    with hot_pool(register.engine).connection() as pg, pg.transaction():
-        with pg.pipeline():
-            pg.execute(audit.LOCK_SQL)
-            head = pg.execute(audit.HEAD_SQL).fetchone()
-        with pg.cursor() as cur, pg.pipeline():
-            cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
-            cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
-
-
-@dataclass
-class _Pending:
-    register: Register
-    inquiry: Inquiry
-    done: threading.Event = field(default_factory=threading.Event)
-    error: Exception | None = None
-
-
-class InquiryLog:
-    """Group commit of inquiries for one database, in one process.
-
-    Each request hands its inquiry over and waits until the transaction holding it has
-    committed: nothing is answered before its inquiry and audit entry are durable. One writer
-    thread commits whatever has queued meanwhile in one transaction (one lock of the audit
-    chain, one WAL flush for the lot), so concurrent requests share the commit instead of
-    queueing one by one behind the chain's lock. The thread starts on demand and ends when
-    idle. A failed commit fails every request of its batch (and logs none of them).
-
-    >>> inquiry_log(register).log(register, Inquiry(...))  # returns once committed
-    """
-
-    MAX_BATCH = 500
-    IDLE_SECONDS = 2.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._queue: list[_Pending] = []
-        self._running = False
-
-    def log(self, register: Register, inquiry: Inquiry) -> None:
-        """Queue one inquiry and return once it is committed (or raise why it was not)."""
-        pending = _Pending(register, inquiry)
-        with self._lock:
-            self._queue.append(pending)
-            if self._running:
-                self._wake.notify()
-            else:
-                self._running = True
-                threading.Thread(target=self._run, name="credo-inquiry-log", daemon=True).start()
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._wake.wait(self.IDLE_SECONDS)
-                    if not self._queue:
-                        self._running = False
-                        return
-                batch = self._queue[: self.MAX_BATCH]
-                del self._queue[: self.MAX_BATCH]
-            try:
-                write_inquiries(batch[0].register, [p.inquiry for p in batch])
-            except Exception as exc:  # handed to every waiting request, which re-raises it
-                for pending in batch:
-                    pending.error = exc
-            finally:
-                for pending in batch:
-                    pending.done.set()
-
-
-_logs: weakref.WeakKeyDictionary[Engine, tuple[int, InquiryLog]] = weakref.WeakKeyDictionary()
-_logs_lock = threading.Lock()
-
-
-def inquiry_log(register: Register) -> InquiryLog:
-    """The inquiry log of this register's database in this process."""
-    pid = os.getpid()
-    with _logs_lock:
-        found = _logs.get(register.engine)
-        if found is None or found[0] != pid:  # a forked child starts its own writer
-            found = _logs[register.engine] = (pid, InquiryLog())
-        return found[1]
 
 
 def standings(
@@ -284,40 +128,103 @@ def query_standing(
     The hot path: one statement through the driver (credo.store.hotpath) reads the key, the
     active policy's id, whether the subject exists and the subject's records; then the pure
     scorer, then the shared commit. The records are read before the key is judged, but
-    nothing of them leaves this function unless every check passes.
+    nothing of them leaves this module unless every check passes.
     """
-    if (authority_id is None) == (api_key is None):
-        raise ValueError("give exactly one of authority_id and api_key")
-    day = as_of or register.clock.today()
-    prefix = key_prefix(api_key) if api_key is not None else None
+    ask = _Ask(subject_id, purpose_id, as_of, authority_id, api_key)
     sql = _LOOKUP_SQLITE if is_sqlite(register.engine) else _LOOKUP_PG
     with driver_connection(register.engine) as conn:
-        rows = conn.execute(sql, (subject_id, prefix, subject_id)).fetchall()
+        rows = conn.execute(sql, ask.params()).fetchall()
+    shown, inquiry = _answer(register, _policy(register, rows[0][0]), rows, ask)
+    inquiry_log(register).log(register, inquiry)
+    return shown
+
+
+async def query_standing_async(
+    register: Register,
+    *,
+    subject_id: str,
+    purpose_id: str,
+    as_of: date | None = None,
+    authority_id: str | None = None,
+    api_key: str | None = None,
+) -> dict[str, Any]:
+    """`query_standing` on the event loop, PostgreSQL only: the same statement through an
+    async psycopg connection, the same checks, and the loop's own group commit
+    (`AsyncInquiryLog`): no thread between the request and its answer."""
+    ask = _Ask(subject_id, purpose_id, as_of, authority_id, api_key)
+    async with async_connection(register.engine) as conn:
+        cursor = await conn.execute(_LOOKUP_PG, ask.params())
+        rows = await cursor.fetchall()
+    version_id = rows[0][0]
+    policy = _cached_policy(register, version_id)
+    if policy is None and version_id is not None:  # a new version: read it off the loop
+        policy = await asyncio.to_thread(_policy, register, version_id)
+    shown, inquiry = _answer(register, policy, rows, ask)
+    await async_inquiry_log(register.engine).log(inquiry)
+    return shown
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One standing lookup as asked: by an authority acting, or by an API key's holder."""
+
+    subject_id: str
+    purpose_id: str
+    as_of: date | None
+    authority_id: str | None
+    api_key: str | None
+
+    def __post_init__(self) -> None:
+        if (self.authority_id is None) == (self.api_key is None):
+            raise ValueError("give exactly one of authority_id and api_key")
+
+    def params(self) -> tuple[str, str | None, str]:
+        """The lookup statement's parameters (a malformed key is refused here: 401)."""
+        prefix = key_prefix(self.api_key) if self.api_key is not None else None
+        return (self.subject_id, prefix, self.subject_id)
+
+
+def _answer(
+    register: Register, policy: Policy | None, rows: list[Any], ask: _Ask
+) -> tuple[dict[str, Any], Inquiry]:
+    """Judge the lookup's rows in the promised order, then score: the answer and its inquiry."""
     first = rows[0]
-    if api_key is not None:
-        authority_id = key_authority(first[2:5], api_key)
+    authority_id = ask.authority_id
+    if ask.api_key is not None:
+        authority_id = key_authority(first[2:5], ask.api_key)
     assert authority_id is not None
-    if first[0] is None:
+    subject_id, purpose_id = ask.subject_id, ask.purpose_id
+    if policy is None:
         raise NoActivePolicyError("no policy is active yet: run `credo policy activate FILE` first")
-    policy = _policy(register, int(first[0]))
     check_purpose(policy, authority_id, purpose_id)
     if first[1] is None:
         raise NotFoundError(
             f"subject {subject_id!r} is not registered",
             [Problem("subject_id", "not registered")],
         )
+    day = ask.as_of or register.clock.today()
     facts = repository.facts_from_rows(rows, _FACTS_FROM)
     standing = compute_standing(policy, subject_id, facts, day)
     inquiry = Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
-    inquiry_log(register).log(register, inquiry)
-    return visible_standing(policy, standing, authority_id, purpose_id)
+    return visible_standing(policy, standing, authority_id, purpose_id), inquiry
 
 
-def _policy(register: Register, version_id: int) -> Policy:
-    """The parsed active policy; its text is read again only when the active version changed."""
+def _cached_policy(register: Register, version_id: int | None) -> Policy | None:
+    """The parsed active policy when this process has already read that version."""
     cached = _active_policies.get(register.engine)
     if cached is not None and cached[0] == version_id:
         return cached[1]
+    return None
+
+
+def _policy(register: Register, version_id: int | None) -> Policy | None:
+    """The parsed active policy (None: none is active); its text is read again only when the
+    active version changed."""
+    if version_id is None:
+        return None
+    cached = _cached_policy(register, version_id)
+    if cached is not None:
+        return cached
     with register.read() as conn:
         found_id, policy = register.active_policy(conn)
     _active_policies[register.engine] = (found_id, policy)

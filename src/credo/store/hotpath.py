@@ -14,15 +14,16 @@ recovers without a restart. The pool closes with its engine (`Engine.dispose()`)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import Engine, event
 
 from credo.store.db import PG_CONNECT_TIMEOUT, PG_POOL_TIMEOUT, is_sqlite
@@ -30,21 +31,24 @@ from credo.store.db import PG_CONNECT_TIMEOUT, PG_POOL_TIMEOUT, is_sqlite
 POOL_SIZE = 8  # connections per process: the request threads share them for well under 1 ms
 
 
+def _settings(engine: Engine) -> dict[str, Any]:
+    """The pool settings for an engine's database."""
+    return {
+        "conninfo": engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+        "kwargs": {"autocommit": True, "connect_timeout": PG_CONNECT_TIMEOUT},
+        "min_size": 1,
+        "max_size": POOL_SIZE,
+        "timeout": PG_POOL_TIMEOUT,
+        "reconnect_timeout": PG_POOL_TIMEOUT,
+        "name": "credo-hot",
+    }
+
+
 class HotPool:
     """Autocommit psycopg connections to one PostgreSQL database, for one process."""
 
     def __init__(self, engine: Engine) -> None:
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.pool = ConnectionPool(
-            url,
-            kwargs={"autocommit": True, "connect_timeout": PG_CONNECT_TIMEOUT},
-            min_size=1,
-            max_size=POOL_SIZE,
-            timeout=PG_POOL_TIMEOUT,
-            reconnect_timeout=PG_POOL_TIMEOUT,
-            name="credo-hot",
-            open=True,
-        )
+        self.pool = ConnectionPool(**_settings(engine), open=True)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -97,3 +101,50 @@ def driver_connection(engine: Engine) -> Iterator[Any]:
         return
     with hot_pool(engine).connection() as pg:
         yield pg
+
+
+# ----------------------------------------------------------------------------- async
+
+# The async pools, per event loop (a pool belongs to the loop it was opened on) and engine.
+# `close_async` closes one (the app's shutdown does); a loop that ends without it takes its
+# pools and their connections with it when it is collected.
+_async_pools: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop,
+    weakref.WeakKeyDictionary[Engine, asyncio.Task[AsyncConnectionPool[Any]]],
+] = weakref.WeakKeyDictionary()
+
+
+async def _async_pool(engine: Engine) -> AsyncConnectionPool[Any]:
+    """The engine's pool on this loop; the first caller opens it, the others await that."""
+    pools = _async_pools.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    opening = pools.get(engine)
+    if opening is None:
+        opening = pools[engine] = asyncio.create_task(_open(engine))
+    return await opening
+
+
+async def _open(engine: Engine) -> AsyncConnectionPool[Any]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(**_settings(engine), open=False)
+    await pool.open()  # starts the pool's tasks; connections are made in the background
+    return pool
+
+
+@asynccontextmanager
+async def async_connection(engine: Engine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """An autocommit async psycopg connection to a PostgreSQL engine's database, pooled on
+    the running event loop; after a lost connection the idle ones are checked."""
+    pool = await _async_pool(engine)
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except psycopg.OperationalError:
+        await pool.check()
+        raise
+
+
+async def close_async(engine: Engine) -> None:
+    """Close the engine's async pool on the running event loop, if it has one."""
+    pools = _async_pools.get(asyncio.get_running_loop())
+    opening = pools.pop(engine, None) if pools is not None else None
+    if opening is not None:
+        await (await opening).close(timeout=5)

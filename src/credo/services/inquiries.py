@@ -1,0 +1,257 @@
+"""Inquiries: every look at a subject, logged durably before it is answered.
+
+A lookup hands its inquiry to the log of its database and returns once the transaction
+holding it has committed. Concurrent lookups share one commit (group commit): one lock of
+the audit chain and one WAL flush for the lot. Two logs do this: `InquiryLog`, a writer
+thread for requests served in threads, and `AsyncInquiryLog`, a task on the event loop for
+the API's PostgreSQL hot path (credo.store.hotpath), where no thread is involved at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+
+from credo.services.register import Register
+from credo.store import audit
+from credo.store.db import is_sqlite
+from credo.store.hotpath import async_connection, hot_pool
+from credo.store.tables import inquiries
+
+
+@dataclass(frozen=True)
+class Inquirer:
+    """Who is looking and through which channel."""
+
+    authority_id: str
+    channel: str  # api | cli
+
+
+@dataclass(frozen=True)
+class Inquiry:
+    """One look at a subject, as logged: the row the subject sees and its audit entry."""
+
+    subject_id: str
+    authority_id: str
+    purpose: str
+    as_of: date
+    at: datetime
+    channel: str
+
+    def row(self) -> dict[str, Any]:
+        """The inquiries row."""
+        return {
+            "subject_id": self.subject_id,
+            "authority_id": self.authority_id,
+            "purpose": self.purpose,
+            "as_of": self.as_of,
+            "at": self.at,
+            "channel": self.channel,
+        }
+
+    def entry(self) -> audit.Entry:
+        """The audit entry `inquiry.made`."""
+        return audit.Entry(
+            actor=self.authority_id,
+            action="inquiry.made",
+            at=self.at,
+            subject_id=self.subject_id,
+            payload={
+                "purpose": self.purpose,
+                "as_of": self.as_of.isoformat(),
+                "channel": self.channel,
+            },
+        )
+
+
+def log_inquiry(
+    conn: Any, register: Register, who: Inquirer, purpose: str, subject_id: str, as_of: date
+) -> None:
+    """Log one look at a subject inside the caller's transaction: row and audit entry."""
+    inquiry = Inquiry(
+        subject_id, who.authority_id, purpose, as_of, register.clock.now(), who.channel
+    )
+    conn.execute(inquiries.insert().values(**inquiry.row()))
+    audit.append_many(conn, [inquiry.entry()])
+
+
+_INSERT_INQUIRY = (
+    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel) "
+    "VALUES (%(subject_id)s, %(authority_id)s, %(purpose)s, %(as_of)s, %(at)s, %(channel)s)"
+)
+
+
+def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
+    """Commit inquiries in one transaction: their rows, then their audit entries in order.
+
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath): the chain's
+    lock and head in one round trip, both inserts and the commit in another.
+    """
+    entries = [inquiry.entry() for inquiry in batch]
+    if is_sqlite(register.engine):
+        with register.write() as conn:
+            conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
+            audit.append_many(conn, entries)
+        return
+    with hot_pool(register.engine).connection() as pg, pg.transaction():
+        with pg.pipeline():
+            pg.execute(audit.LOCK_SQL)
+            head = pg.execute(audit.HEAD_SQL).fetchone()
+        with pg.cursor() as cur, pg.pipeline():
+            cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
+            cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
+
+
+async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
+    """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit)."""
+    entries = [inquiry.entry() for inquiry in batch]
+    async with conn.transaction():
+        async with conn.pipeline():
+            await conn.execute(audit.LOCK_SQL)
+            head = await (await conn.execute(audit.HEAD_SQL)).fetchone()
+        async with conn.cursor() as cur, conn.pipeline():
+            await cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
+            await cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
+
+
+@dataclass
+class _Pending:
+    register: Register
+    inquiry: Inquiry
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class InquiryLog:
+    """Group commit of inquiries for one database, in one process.
+
+    Each request hands its inquiry over and waits until the transaction holding it has
+    committed: nothing is answered before its inquiry and audit entry are durable. One writer
+    thread commits whatever has queued meanwhile in one transaction (one lock of the audit
+    chain, one WAL flush for the lot), so concurrent requests share the commit instead of
+    queueing one by one behind the chain's lock. The thread starts on demand and ends when
+    idle. A failed commit fails every request of its batch (and logs none of them).
+
+    >>> inquiry_log(register).log(register, Inquiry(...))  # returns once committed
+    """
+
+    MAX_BATCH = 500
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: list[_Pending] = []
+        self._running = False
+
+    def log(self, register: Register, inquiry: Inquiry) -> None:
+        """Queue one inquiry and return once it is committed (or raise why it was not)."""
+        pending = _Pending(register, inquiry)
+        with self._lock:
+            self._queue.append(pending)
+            if self._running:
+                self._wake.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="credo-inquiry-log", daemon=True).start()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._wake.wait(self.IDLE_SECONDS)
+                    if not self._queue:
+                        self._running = False
+                        return
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+            try:
+                write_inquiries(batch[0].register, [p.inquiry for p in batch])
+            except Exception as exc:  # handed to every waiting request, which re-raises it
+                for pending in batch:
+                    pending.error = exc
+            finally:
+                for pending in batch:
+                    pending.done.set()
+
+
+_logs: weakref.WeakKeyDictionary[Engine, tuple[int, InquiryLog]] = weakref.WeakKeyDictionary()
+_logs_lock = threading.Lock()
+
+
+def inquiry_log(register: Register) -> InquiryLog:
+    """The inquiry log of this register's database in this process."""
+    pid = os.getpid()
+    with _logs_lock:
+        found = _logs.get(register.engine)
+        if found is None or found[0] != pid:  # a forked child starts its own writer
+            found = _logs[register.engine] = (pid, InquiryLog())
+        return found[1]
+
+
+class AsyncInquiryLog:
+    """Group commit of inquiries on one event loop, for one PostgreSQL database.
+
+    `InquiryLog` without threads: each request queues its inquiry and awaits it; one task
+    commits whatever has queued meanwhile, then the next batch, and ends when the queue is
+    empty. A failed commit fails every request of its batch (and logs none of them). A
+    request whose client went away still has its inquiry committed: the answer may be lost,
+    never the record that it was given.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: list[tuple[Inquiry, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def log(self, inquiry: Inquiry) -> None:
+        """Queue one inquiry and return once it is committed (or raise why it was not)."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((inquiry, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        await asyncio.shield(done)
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.MAX_BATCH]
+            del self._queue[: self.MAX_BATCH]
+            try:
+                async with async_connection(self._engine) as conn:
+                    await write_inquiries_async(conn, [inquiry for inquiry, _ in batch])
+            except Exception as exc:  # handed to every waiting request, which re-raises it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+_async_logs: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Engine, AsyncInquiryLog]
+] = weakref.WeakKeyDictionary()
+
+
+def async_inquiry_log(engine: Engine) -> AsyncInquiryLog:
+    """The inquiry log of this PostgreSQL database on the running event loop."""
+    loop = asyncio.get_running_loop()
+    logs = _async_logs.setdefault(loop, weakref.WeakKeyDictionary())
+    found = logs.get(engine)
+    if found is None:
+        found = logs[engine] = AsyncInquiryLog(engine)
+    return found
