@@ -10,10 +10,12 @@ from sqlalchemy import text
 from credo.clock import FixedDateClock
 from credo.domain.errors import NotFoundError, ValidationError
 from credo.services.cases import decide_case, object_to_record, request_repair
+from credo.services.policies import activate_policy
 from credo.services.public import public_list, search
 from credo.services.register import Register
+from credo.services.subjects import import_subjects
 from credo.services.sweep import sweep
-from tests.factories import WORKED_POLICY, file_rows, record, seed_register
+from tests.factories import WORKED_POLICY, file_rows, record, rows, seed_register, subject
 
 # Tax evasion is published for one year of its three; court defiance for its whole two.
 PUBLIC_POLICY = (
@@ -176,3 +178,47 @@ def test_entries_sort_by_an_allowed_column_in_either_direction(public_register: 
     with pytest.raises(ValidationError) as refused:
         search(public_register, "person", sort="subject_id")
     assert [p.location for p in refused.value.problems] == ["sort"]
+
+
+def test_a_search_by_name_walks_names_in_batches_and_pages_as_one_query_would(
+    register: Register, clock: FixedDateClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorted by name, the search stops at the last name a page can reach; with walks of one
+    subject at a time (many rounds, bounds inside runs of equal names) every page is the page
+    the unbounded query gives, in both directions."""
+    clock.day = d("2026-02-01")
+    names = ["Wang Wei", "Wang Bo", "Li Wang", "Wang Wei", "Zhao Wang", "Wang Bo", "Chen Li"]
+    activate_policy(register, PUBLIC_POLICY, actor="test", comment="seed")
+    import_subjects(
+        register,
+        rows(subject(n, name=names[(n - 1) % len(names)]) for n in range(1, 29)),
+        actor="test",
+        source="seed",
+    )
+    items = []
+    for n in range(1, 29):
+        for k in range(n % 3):  # none, one or two published records each
+            items.append(record(f"W-{n}-{k}", f"s-{n:03d}", "court.order_defiance", "2026-01-31"))
+        items.append(record(f"A-{n}", f"s-{n:03d}", "tax.arrears", "2026-01-31"))  # unpublished
+    file_rows(register, "city-court", [i for i in items if i["reference"].startswith("W")])
+    file_rows(register, "city-tax", [i for i in items if i["reference"].startswith("A")])
+    clock.day = d("2026-03-01")  # past the publication delay
+
+    def pages(direction: str) -> list[list[tuple[str, str]]]:
+        return [
+            [
+                (e["name"], e["reference"])
+                for e in search(register, "wang", limit=4, offset=o, direction=direction)["entries"]
+            ]
+            for o in range(0, 24, 4)
+        ]
+
+    for direction in ("asc", "desc"):
+        monkeypatch.setattr("credo.services.public.FIRST_WALK", 10**6)  # never bounded
+        whole = pages(direction)
+        monkeypatch.setattr("credo.services.public.FIRST_WALK", 0)  # a walk of 1, then 8
+        assert pages(direction) == whole
+        flat = [entry for page in whole for entry in page]
+        assert len(flat) == len(set(flat)) > 8
+        key = sorted(flat, key=lambda e: e[0], reverse=direction == "desc")
+        assert [name for name, _ in flat] == [name for name, _ in key]

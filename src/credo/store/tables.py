@@ -89,6 +89,7 @@ subjects = Table(
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_subjects_name", "name"),
 )
 
 # The two hot tables, records and notices, carry no foreign keys: row-by-row key checks
