@@ -51,6 +51,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 import psycopg.sql
+import sqlalchemy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -313,21 +314,24 @@ def audit_head(url: str) -> int:
 def explain(engine: HttpPostgres, shape: Shape) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of every statement the measured endpoints run, as they run
     them, on the benchmark database (the inquiry insert inside a transaction rolled back)."""
-    from credo.services.public import _COLUMNS, published_condition
+    from credo.services.public import search
     from credo.services.standing import _LOOKUP_PG
     from credo.store.repository import _FACTS_PG
 
+    # The public search's statements as it runs them: captured from the driver, then
+    # explained one by one with the same parameters.
+    searched: list[tuple[str, str, Any]] = []
     register = build_register(engine.settings())
+
+    def capture(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and params:
+            searched.append(
+                (f"public search 'wang', statement {len(searched) + 1}", statement, params)
+            )
+
     try:
-        with register.read() as conn:
-            _, policy = register.active_policy(conn)
-        search_sql = (
-            _COLUMNS
-            + published_condition(policy, "postgresql")
-            + " AND (lower(s.name) LIKE %(pattern)s ESCAPE '\\' OR r.reference = %(q)s) "
-            "ORDER BY s.name, r.decided_on DESC, r.authority_id, r.reference "
-            "LIMIT 50 OFFSET 0"
-        ).replace(":t", "%(t)s")
+        sqlalchemy.event.listen(register.engine, "before_cursor_execute", capture)
+        search(register, "wang")
     finally:
         register.engine.dispose()
     rng = random.Random(11)
@@ -357,11 +361,7 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
             "SELECT subjects.id FROM subjects WHERE subjects.id = ANY(%s)",
             (ids,),
         ),
-        (
-            "public search: published records of subjects named like 'wang'",
-            search_sql,
-            {"pattern": "%wang%", "q": "wang", "t": TODAY},
-        ),
+        *searched,
         (
             "reviewer queue: open cases by due date, one page",
             "SELECT * FROM cases WHERE status = 'open' ORDER BY due_on, id LIMIT 50 OFFSET 500",
