@@ -34,7 +34,8 @@ from credo.bootstrap import build_register
 from credo.clock import FixedDateClock
 from credo.domain.policy_load import load_policy
 from credo.domain.subjects import SUBJECT_FIELDS
-from credo.services.filing import import_file, subject_standing
+from credo.services.filing import subject_standing
+from credo.services.importing import import_file
 from credo.services.policies import activate_policy
 from credo.services.rescoring import rescore_everyone
 from credo.services.sources import read_rows

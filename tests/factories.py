@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from credo.demo import example_policy_text
-from credo.services.filing import ImportReport, import_records
+from credo.services.importing import ImportReport, import_records
 from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import SourceRow

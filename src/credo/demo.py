@@ -12,7 +12,7 @@ from pathlib import Path
 from credo import synthetic
 from credo.bootstrap import build_register
 from credo.services.accounts import add_user
-from credo.services.filing import import_records
+from credo.services.importing import import_records
 from credo.services.keys import add_key
 from credo.services.policies import activate_policy
 from credo.services.sources import SourceRow

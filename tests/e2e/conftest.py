@@ -30,7 +30,7 @@ import pytest
 from credo.bootstrap import build_register
 from credo.demo import example_policy_text
 from credo.services.accounts import add_user
-from credo.services.filing import import_records
+from credo.services.importing import import_records
 from credo.services.policies import activate_policy
 from credo.services.standing import query_standing
 from credo.services.subjects import import_subjects

@@ -15,7 +15,8 @@ from credo.clock import FixedDateClock
 from credo.domain.durations import Duration
 from credo.domain.errors import ValidationError
 from credo.domain.filing import RECORD_FIELDS
-from credo.services.filing import ImportReport, Reject, import_records, subject_standing
+from credo.services.filing import subject_standing
+from credo.services.importing import ImportReport, Reject, import_records
 from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import detect_format, read_rows

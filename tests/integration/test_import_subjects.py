@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from credo.domain.errors import ValidationError
 from credo.domain.subjects import SUBJECT_FIELDS
-from credo.services.filing import ImportReport, Reject
+from credo.services.importing import ImportReport, Reject
 from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import detect_format, read_rows

@@ -103,7 +103,9 @@ def _async_lookups(register: Register, key: str, subject_ids: list[str]) -> list
             return_exceptions=True,
         )
 
-    return asyncio.run(run())
+    # On a thread of its own: an earlier test (the browser's) may leave a loop running here.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(lambda: asyncio.run(run())).result()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from credo.api.deps import AuthorityDep, RegisterDep
 from credo.api.schemas import BatchResult, Problem, RecordCreate, RecordPublic, RowResult
 from credo.domain.errors import ValidationError
 from credo.domain.filing import RECORD_FIELDS
-from credo.services.filing import Reject, file_record, import_records
+from credo.services.filing import file_record
+from credo.services.importing import Reject, import_records
 from credo.services.sources import read_rows
 
 router = APIRouter(prefix="/v1/records", tags=["records"])

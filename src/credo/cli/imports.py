@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from credo.cli.common import FormatOpt, actor, app, err, refusals, register, subjects_app
-from credo.services.filing import ImportReport, Reject
+from credo.services.importing import ImportReport, Reject
 
 
 @contextmanager
@@ -117,7 +117,7 @@ def import_records_cmd(
 ) -> None:
     """File records from CSV or JSON Lines for one authority; re-running stores nothing twice."""
     from credo.domain.filing import RECORD_FIELDS
-    from credo.services.filing import import_file
+    from credo.services.importing import import_file
     from credo.settings import Settings
 
     settings = Settings()

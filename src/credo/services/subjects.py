@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from credo.domain.errors import NoActivePolicyError, Problem
 from credo.domain.scoring import compute_standing
 from credo.domain.subjects import NewSubject, validate_subject
-from credo.services.filing import ImportReport, Reject, _batches
+from credo.services.importing import ImportReport, Reject
+from credo.services.record_batches import batches_of
 from credo.services.register import Register
 from credo.services.sources import SourceRow, raw_text
 from credo.store import audit, repository
@@ -38,7 +39,7 @@ def import_subjects(
 ) -> ImportReport:
     """Register every valid subject; re-importing the same rows stores nothing twice."""
     report = ImportReport()
-    for batch in _batches(rows, batch_size):
+    for batch in batches_of(rows, batch_size):
         candidates: list[tuple[int, NewSubject, str, str]] = []
         for row in batch:
             if row.fields is None:

@@ -32,7 +32,7 @@ from credo.domain.errors import (
 )
 from credo.domain.filing import RECORD_FIELDS
 from credo.services.accounts import User
-from credo.services.filing import Reject, import_records
+from credo.services.importing import Reject, import_records
 from credo.services.promotion import PURPOSE, review_slate
 from credo.services.register import Register
 from credo.services.sources import read_rows

@@ -1,0 +1,196 @@
+"""Bulk import of records (`credo import`, the batch API, the demo): rows validated in
+worker processes, stored in file order in grouped transactions, then one rescore."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import date
+from functools import partial
+from typing import Any, BinaryIO
+
+from credo.domain.filing import RECORD_FIELDS
+from credo.services.record_batches import (
+    ImportReport,
+    Prepared,
+    Reject,
+    batches_of,
+    ignore,
+    prepare_batch,
+    require_authority,
+    store_grouped,
+)
+from credo.services.register import Register
+from credo.services.sources import RawChunk, SourceRow, parse_chunk, read_chunks
+from credo.store import repository
+from credo.store.db import is_sqlite
+from credo.store.rescore import catch_up, lock_register
+
+__all__ = ["ImportReport", "Reject", "import_file", "import_records", "rescore_register_pending"]
+
+
+def import_records(
+    register: Register,
+    rows: Iterable[SourceRow],
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    batch_size: int = 20_000,
+    on_reject: Callable[[Reject], None] = lambda r: None,
+    on_batch: Callable[[ImportReport], None] = lambda r: None,
+    on_accept: Callable[[int, str, str], None] = ignore,
+) -> ImportReport:
+    """Validate every row, store the good ones (one transaction per batch that stores any),
+    then rescore.
+
+    Re-running the same rows stores nothing twice: a reference the authority already filed
+    with the same content is counted as a duplicate; with other content it is refused.
+    """
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+    require_authority(policy, authority_id)
+    today = register.clock.today()
+    report = ImportReport()
+
+    def prepared() -> Iterator[Prepared]:
+        for batch in batches_of(rows, batch_size):
+            yield prepare_batch(
+                batch,
+                policy=policy,
+                authority_id=authority_id,
+                today=today,
+                copy_text=not is_sqlite(register.engine),
+            )
+            on_batch(report)  # resumed once the batch is stored
+
+    store_grouped(
+        register,
+        prepared(),
+        report,
+        commit_rows=1,
+        authority_id=authority_id,
+        actor=actor,
+        source=source,
+        on_reject=on_reject,
+        on_accept=on_accept,
+    )
+    return _finish(register, report)
+
+
+def _finish(register: Register, report: ImportReport) -> ImportReport:
+    """Refresh the planner's statistics after a big load, then bring standings up to date.
+
+    The rescore runs also when this run stored nothing: a run killed during its rescore left
+    records that the stored standings do not reflect yet, and re-running must catch them up.
+    """
+    if report.stored >= repository.BIG_LOAD:
+        with register.write() as conn:
+            repository.refresh_statistics(conn, "records", "notices")
+    report.rescored = rescore_register_pending(register)
+    return report
+
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_init(policy_text: str, authority_id: str, today: date, copy_text: bool) -> None:
+    from credo.domain.policy_load import load_policy
+
+    _worker.update(
+        policy=load_policy(policy_text),
+        authority_id=authority_id,
+        today=today,
+        copy_text=copy_text,
+    )
+
+
+def _worker_prepare(raw: RawChunk) -> Prepared:
+    return prepare_batch(
+        parse_chunk(raw),
+        policy=_worker["policy"],
+        authority_id=_worker["authority_id"],
+        today=_worker["today"],
+        copy_text=_worker["copy_text"],
+    )
+
+
+def import_file(
+    register: Register,
+    stream: BinaryIO,
+    fmt: str,
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    chunk_bytes: int = 4 << 20,
+    commit_rows: int = 100_000,
+    workers: int = 1,
+    on_bytes: Callable[[int], None] | None = None,
+    on_reject: Callable[[Reject], None] = lambda r: None,
+) -> ImportReport:
+    """`credo import`: cut a file into chunks of whole rows (about `chunk_bytes` each) while
+    `workers` processes parse and validate them; the chunks are stored in file order, one
+    audit entry each, in transactions of at least `commit_rows` rows (one per chunk when a
+    chunk is bigger)."""
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+        _, policy_text = repository.active_policy_row(conn)
+    require_authority(policy, authority_id)
+    today = register.clock.today()
+    report = ImportReport()
+    raw = read_chunks(stream, fmt, RECORD_FIELDS, chunk_bytes, on_bytes)
+    store = partial(
+        store_grouped,
+        register,
+        report=report,
+        commit_rows=commit_rows,
+        authority_id=authority_id,
+        actor=actor,
+        source=source,
+        on_reject=on_reject,
+    )
+    if workers < 1:
+        store(
+            prepare_batch(
+                parse_chunk(batch),
+                policy=policy,
+                authority_id=authority_id,
+                today=today,
+                copy_text=not is_sqlite(register.engine),
+            )
+            for batch in raw
+        )
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(policy_text, authority_id, today, not is_sqlite(register.engine)),
+        ) as pool:
+            store(_in_order(pool, raw, workers))
+    return _finish(register, report)
+
+
+def _in_order(
+    pool: ProcessPoolExecutor, raw: Iterator[RawChunk], workers: int
+) -> Iterator[Prepared]:
+    """Chunks prepared by the pool, in file order, with at most `workers` + 1 in flight."""
+    in_flight: deque[Future[Prepared]] = deque()
+    for batch in raw:
+        in_flight.append(pool.submit(_worker_prepare, batch))
+        if len(in_flight) > workers:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
+
+
+def rescore_register_pending(register: Register) -> int:
+    """Bring stored standings up to date with every record filed since the last rescore."""
+    with register.write() as conn:
+        lock_register(conn, exclusive=True)
+        version_id, policy = register.active_policy(conn)
+        return catch_up(conn, policy, version_id, register.clock.today(), register.clock.now())

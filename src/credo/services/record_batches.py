@@ -1,0 +1,313 @@
+"""Batches of records: validated (in a worker process or not), classified against what is
+stored, and stored with their notices and one audit entry each, idempotent per reference.
+
+Both ways of filing go through here: `credo import` and the batch API (credo.services.
+importing) and a single record (credo.services.filing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import islice
+from typing import Any
+
+from credo.domain.errors import Problem, ValidationError
+from credo.domain.filing import validate_record
+from credo.domain.policy import Policy
+from credo.services.notices import notify_records
+from credo.services.register import Register
+from credo.services.sources import SourceRow, raw_text
+from credo.store import audit, repository
+from credo.store.db import is_sqlite
+from credo.store.rescore import lock_register
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row that was not stored, and why."""
+
+    line: int
+    problems: list[Problem]
+    raw: str = ""
+
+    @property
+    def reason(self) -> str:
+        """All problems on one line."""
+        return "; ".join(str(p) for p in self.problems)
+
+
+@dataclass
+class ImportReport:
+    """What an import stored, skipped as already filed, and refused."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    rescored: int = 0
+    first_rejects: list[Reject] = field(default_factory=list)
+
+    def add_reject(self, reject: Reject) -> None:
+        """Count a reject; keep the first hundred for display."""
+        self.rejected += 1
+        if len(self.first_rejects) < 100:
+            self.first_rejects.append(reject)
+
+
+def ignore(line: int, status: str, reference: str) -> None:
+    """Default row-outcome hook: nothing to do."""
+
+
+# An insert-ready record row: the records columns but batch_id and filed_at,
+# dates as ISO text (both SQLite and COPY take them). Index positions used below:
+REF, SUBJECT, HASH = 1, 3, 11
+ROW_COLUMNS = (
+    "authority_id", "reference", "version", "subject_id", "category", "decided_on",
+    "occurred_on", "legal_basis", "summary", "amount", "evidence_uri", "row_hash", "ends_on",
+    "revoked",
+)  # fmt: skip
+
+
+@dataclass
+class Prepared:
+    """One batch after validation: rows ready to store, and the rows refused."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    # Each row as a line of PostgreSQL COPY text (no id, batch or time yet), when asked for:
+    # formatting in the validating worker spares the process that writes.
+    copy: list[str] | None = None
+
+
+def prepare_batch(
+    batch: list[SourceRow],
+    *,
+    policy: Policy,
+    authority_id: str,
+    today: date,
+    copy_text: bool = False,
+) -> Prepared:
+    """Validate, hash and date every row of a batch (pure: runs in a worker process too)."""
+    out = Prepared(copy=[] if copy_text else None)
+    categories = policy.category_by_id
+    for row in batch:
+        if row.fields is None:
+            assert row.problem is not None
+            out.rejects.append(Reject(row.line, [row.problem], row.raw))
+            continue
+        rec = validate_record(row.fields, authority_id=authority_id, policy=policy, today=today)
+        if isinstance(rec, list):
+            out.rejects.append(Reject(row.line, rec, raw_text(row)))
+            continue
+        ends = categories[rec.category].valid_for.add_to(rec.decided_on)
+        out.rows.append(
+            (
+                rec.authority_id,
+                rec.reference,
+                1,
+                rec.subject_id,
+                rec.category,
+                rec.decided_on.isoformat(),
+                rec.occurred_on.isoformat() if rec.occurred_on else None,
+                rec.legal_basis,
+                rec.summary,
+                None if rec.amount is None else str(rec.amount),
+                rec.evidence_uri,
+                rec.content_hash(),
+                ends.isoformat(),
+                False,
+            )
+        )
+        out.lines.append(row.line)
+        if out.copy is not None:
+            out.copy.append(repository.copy_line(out.rows[-1]))
+    return out
+
+
+def _row_text(row: tuple[Any, ...]) -> str:
+    """A stored-to-be row as the file's fields, for the rejects file."""
+    fields = (row[1], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10])
+    return ",".join("" if v is None else str(v) for v in fields)
+
+
+def classify(
+    prepared: Prepared,
+    known_subjects: set[str],
+    filed: dict[str, str],
+    report: ImportReport,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None] = ignore,
+) -> list[int]:
+    """Split validated rows into new ones (their positions), retries of stored ones, and
+    conflicts."""
+    fresh: list[int] = []
+    for at, (row, line) in enumerate(zip(prepared.rows, prepared.lines, strict=True)):
+        subject_id, reference, row_hash = row[SUBJECT], row[REF], row[HASH]
+        if subject_id not in known_subjects:
+            problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
+            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
+            continue
+        previous = filed.get(reference)
+        if previous is None:
+            filed[reference] = row_hash
+            fresh.append(at)
+            on_accept(line, "stored", reference)
+        elif previous == row_hash:
+            report.duplicates += 1
+            on_accept(line, "duplicate", reference)
+        else:
+            problem = Problem(
+                "reference",
+                f"{reference!r} is already filed by this authority with different content; "
+                "a changed decision is a correction, not a new filing",
+            )
+            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
+    return fresh
+
+
+def _reject(report: ImportReport, on_reject: Callable[[Reject], None], reject: Reject) -> None:
+    report.add_reject(reject)
+    on_reject(reject)
+
+
+def store_batch(
+    conn: Any,
+    authority_id: str,
+    fresh: list[tuple[Any, ...]],
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
+    copy: list[str] | None = None,
+) -> int:
+    """Insert one batch of new records, their notices and the audit entry; returns its id.
+
+    `copy`: the rows as COPY text lines (PostgreSQL), when the worker made them.
+    """
+    batch_id = repository.new_batch(conn, "records", source, now, authority_id)
+    stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
+    # The ids are drawn first, so the batch's ids, its notices and its audit entry need no
+    # query over the records table (which, mid-import, the planner's statistics lag behind).
+    ids = repository.new_record_ids(conn, len(fresh))
+    if copy is not None and not is_sqlite(conn):
+        tail = f"\t{batch_id}\t{now.isoformat()}\n"
+        repository.copy_text(
+            conn,
+            "records",
+            ("id", *ROW_COLUMNS, "batch_id", "filed_at"),
+            "".join(f"{i}\t{line}{tail}" for i, line in zip(ids, copy, strict=True)),
+        )
+    else:
+        repository.insert_rows(
+            conn,
+            "records",
+            ("id", *ROW_COLUMNS),
+            [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
+            constants={"batch_id": batch_id, "filed_at": stamp},
+        )
+    notify_records(conn, [(row[SUBJECT], i) for i, row in zip(ids, fresh, strict=True)], now)
+    count, first, last = len(ids), ids[0], ids[-1]
+    audit.append(
+        conn,
+        actor=actor,
+        action="records.filed",
+        at=now,
+        digest=audit.rows_digest(row[HASH] for row in fresh),
+        payload={
+            "batch_id": batch_id,
+            "authority": authority_id,
+            "source": source,
+            "stored": count,
+            "first_record_id": first,
+            "last_record_id": last,
+        },
+    )
+    return batch_id
+
+
+def batches_of(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _store_into(
+    conn: Any,
+    prepared: Prepared,
+    report: ImportReport,
+    *,
+    authority_id: str,
+    actor: str,
+    source: str,
+    now: datetime,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None],
+) -> int:
+    """Report a batch's refusals and store its new rows in the open transaction; returns
+    how many rows it stored."""
+    for reject in prepared.rejects:
+        _reject(report, on_reject, reject)
+    if not prepared.rows:
+        return 0
+    known = set(repository.existing_subjects(conn, (r[SUBJECT] for r in prepared.rows)))
+    filed = repository.existing_references(conn, authority_id, (r[REF] for r in prepared.rows))
+    fresh = classify(prepared, known, filed, report, on_reject, on_accept)
+    if fresh:
+        rows = [prepared.rows[i] for i in fresh]
+        copy = None if prepared.copy is None else [prepared.copy[i] for i in fresh]
+        store_batch(conn, authority_id, rows, source=source, actor=actor, now=now, copy=copy)
+        report.stored += len(fresh)
+        report.batches += 1
+    return len(fresh)
+
+
+def store_grouped(
+    register: Register,
+    batches: Iterator[Prepared],
+    report: ImportReport,
+    *,
+    commit_rows: int,
+    authority_id: str,
+    actor: str,
+    source: str,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None] = ignore,
+) -> None:
+    """Store batches in file order, committing once at least `commit_rows` rows are in.
+
+    Each batch keeps its own audit entry; a transaction holds several, so an index page
+    touched by many batches is written once per commit rather than once per batch.
+    """
+    done = False
+    while not done:
+        done = True
+        with register.write() as conn:
+            lock_register(conn, exclusive=False, authority_id=authority_id)
+            stored = 0
+            for prepared in batches:
+                stored += _store_into(
+                    conn,
+                    prepared,
+                    report,
+                    authority_id=authority_id,
+                    actor=actor,
+                    source=source,
+                    now=register.clock.now(),
+                    on_reject=on_reject,
+                    on_accept=on_accept,
+                )
+                if stored >= commit_rows:
+                    done = False
+                    break
+
+
+def require_authority(policy: Policy, authority_id: str) -> None:
+    if authority_id not in policy.authority_by_id:
+        known = ", ".join(sorted(policy.authority_by_id)) or "none"
+        raise ValidationError(
+            f"authority {authority_id!r} is not declared in the active policy (known: {known})",
+            [Problem("authority", f"unknown authority {authority_id!r}")],
+        )
