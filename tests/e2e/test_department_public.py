@@ -5,7 +5,7 @@ a subject up and reads its measures; another runs a promotion review; the person
 new record and objects; the clock moves past the publication delay (the server restarts
 with a later CREDO_TODAY) and the open objection still keeps the record off the public
 register; a reviewer rejects the objection; the person sees the decision; the public
-register now shows the record. Screenshots of each page go to docs/screenshots/.
+register now shows the record. Each page is screenshotted (see tests/e2e/conftest.py).
 
 The server is this module's own (not conftest's shared one), because it restarts on
 another day; it is seeded like the shared one, plus the accounts these journeys use.

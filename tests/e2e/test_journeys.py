@@ -2,7 +2,7 @@
 the change and the notice; the administrator; keyboard use; CSRF; security headers.
 
 The journeys share one server and run in file order (the person's objection is what the
-reviewer decides). Each saves screenshots into docs/screenshots/.
+reviewer decides). Each takes screenshots (see tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
