@@ -716,3 +716,23 @@ def test_a_snapshot_read_in_parts_equals_one_read_whole(
     assert report.snapshot == "full"
     expected = preview_policy(built, CANDIDATE, engine=Engine.DATABASE).to_json()
     assert _without_engine_note(report.to_json()) == expected
+
+
+def test_a_big_import_leaves_the_snapshot_current_for_the_next_preview(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a load of BIG_LOAD rows or more, `credo import` brings the kept snapshot up to
+    what it stored: the first preview after it reads no fresh copy, and matches one."""
+    reg = built
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    monkeypatch.setattr("credo.store.repository.BIG_LOAD", 2)
+    report = file_rows(
+        reg,
+        "court",
+        [
+            record("BIG-1", "s-004", "court.defiance", "2026-03-02"),
+            record("BIG-2", "s-005", "court.defiance", "2026-03-03"),
+        ],
+    )
+    assert (report.stored, report.snapshot) == (2, "incremental")
+    assert_refreshed(reg, tmp_path, "current")

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -39,6 +38,7 @@ from credo.services.preview_report import (
     Preview,
     ScoreChange,
 )
+from credo.services.preview_snapshot import RETRIES, snapshot_home, snapshot_transaction
 from credo.services.register import Register
 from credo.store import preview_duckdb, preview_sql, repository
 from credo.store.tables import policy_versions
@@ -122,16 +122,16 @@ def _scored(
     """Both policies scored in one read transaction; `check` runs before the scoring and
     gives the notes (or refuses the candidate)."""
     if not _use_duckdb(engine):
-        with _snapshot_transaction(register) as conn:
+        with snapshot_transaction(register) as conn:
             _, active = register.active_policy(conn)
             notes = check(conn, active)
             preview_sql.compare(conn, active, candidate, day)
             yield _Scored(conn, active, preview_sql.runner(conn), notes, "")
         return
     # The snapshot is held before the transaction begins, so it is never ahead of it.
-    with preview_duckdb.opened(register.engine, _snapshot_home(register)) as snap:
+    with preview_duckdb.opened(register.engine, snapshot_home(register)) as snap:
         for attempt in range(1, RETRIES + 1):
-            with _snapshot_transaction(register) as conn:
+            with snapshot_transaction(register) as conn:
                 _, active = register.active_policy(conn)
                 notes = check(conn, active)
                 try:
@@ -146,21 +146,6 @@ def _scored(
                 return
 
 
-RETRIES = 3  # fresh snapshot reads overtaken by a write before the preview gives up
-
-
-def _snapshot_home(register: Register) -> Path | None:
-    """Where the DuckDB snapshot file is kept: CREDO_HOME, else beside the SQLite file,
-    else nowhere (in memory, for this process only)."""
-    if register.home is not None:
-        return register.home
-    if register.engine.dialect.name == "sqlite" and register.engine.url.database:
-        database = register.engine.url.database
-        if database != ":memory:":
-            return Path(database).parent
-    return None
-
-
 def _use_duckdb(engine: Engine) -> bool:
     if engine == Engine.DUCKDB and not preview_duckdb.available():
         raise ValidationError(
@@ -168,21 +153,6 @@ def _use_duckdb(engine: Engine) -> bool:
             [Problem("engine", "duckdb is not installed")],
         )
     return engine == Engine.DUCKDB or (engine == Engine.AUTO and preview_duckdb.available())
-
-
-@contextmanager
-def _snapshot_transaction(register: Register) -> Iterator[Connection]:
-    """One read transaction that sees one snapshot, rolled back: nothing is kept."""
-    with register.engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        transaction = conn.begin()
-        try:
-            yield conn
-        finally:
-            if transaction.is_active:
-                preview_sql.drop(conn)
-            transaction.rollback()
 
 
 def _notes(
