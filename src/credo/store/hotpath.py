@@ -106,8 +106,8 @@ def driver_connection(engine: Engine) -> Iterator[Any]:
 # ----------------------------------------------------------------------------- async
 
 # The async pools, per event loop (a pool belongs to the loop it was opened on) and engine.
-# `close_async` closes one (the app's shutdown does); a loop that ends without it takes its
-# pools and their connections with it when it is collected.
+# `close_async` closes one: the app's shutdown does (FastAPI's lifespan). A loop that ends
+# without it leaves its pool's connections open until the process ends.
 _async_pools: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
     weakref.WeakKeyDictionary[Engine, asyncio.Task[AsyncConnectionPool[Any]]],
