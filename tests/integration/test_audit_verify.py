@@ -15,7 +15,15 @@ from credo.domain.filing import record_hash
 from credo.services.audit_verify import verify_audit
 from credo.services.register import Register
 from credo.services.standing import query_standing
-from credo.store.tables import audit_entries, batches, notices, records, standings, subjects
+from credo.store.tables import (
+    audit_entries,
+    batches,
+    inquiries,
+    notices,
+    records,
+    standings,
+    subjects,
+)
 from tests.factories import file_rows, record, seed_register
 
 
@@ -57,7 +65,7 @@ def build(register: Register) -> dict[str, int]:
         (2, "subjects.imported"),
         (3, "records.filed"),
         (4, "records.filed"),
-        (5, "inquiry.made"),
+        (5, "inquiries.logged"),
     ]
     return {
         e.seq: json.loads(e.payload)["batch_id"] for e in entries if e.action == "records.filed"
@@ -263,6 +271,38 @@ def delete_subject(conn: Connection, batch: dict[int, int]) -> list[str]:
     return ["#2", "3 rows, 2 are left"]
 
 
+def delete_inquiry(conn: Connection, batch: dict[int, int]) -> list[str]:
+    # Hiding who looked at a file.
+    conn.execute(delete(inquiries))
+    return ["#5", "all 1 of its inquiries are gone"]
+
+
+def update_inquiry_purpose(conn: Connection, batch: dict[int, int]) -> list[str]:
+    conn.execute(update(inquiries).values(purpose="tax-check"))
+    return ["#5", "digest"]
+
+
+def uncover_inquiry(conn: Connection, batch: dict[int, int]) -> list[str]:
+    # Passing the row off as one logged before migration 0010, with no digest over it.
+    conn.execute(update(inquiries).values(audit_seq=None))
+    return ["#5", "gone"]
+
+
+def insert_inquiry(conn: Connection, batch: dict[int, int]) -> list[str]:
+    conn.execute(
+        insert(inquiries).values(
+            subject_id="s-002",
+            authority_id="city-personnel",
+            purpose="promotion-review",
+            as_of=date(2026, 3, 15),
+            at=datetime(2026, 3, 15, 12, tzinfo=UTC),
+            channel="api",
+            audit_seq=5,
+        )
+    )
+    return ["#5", "it logged 1 inquiries, 2 are left"]
+
+
 TAMPERS: list[Callable[[Connection, dict[int, int]], list[str]]] = [
     update_summary,
     update_summary_and_row_hash,
@@ -277,6 +317,10 @@ TAMPERS: list[Callable[[Connection, dict[int, int]], list[str]]] = [
     delete_middle_audit_entry,
     update_subject_name,
     delete_subject,
+    delete_inquiry,
+    update_inquiry_purpose,
+    uncover_inquiry,
+    insert_inquiry,
 ]
 
 
@@ -285,7 +329,7 @@ def test_an_untouched_register_verifies(register: Register) -> None:
     result = verify_audit(register)
     assert result.problems == []
     assert result.ok
-    assert (result.entries, result.records, result.subjects) == (5, 3, 3)
+    assert (result.entries, result.records, result.subjects, result.inquiries) == (5, 3, 3, 1)
 
 
 def test_verification_changes_nothing(register: Register) -> None:

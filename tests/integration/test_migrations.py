@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
+from credo.services.audit_verify import verify_audit
 from credo.services.register import Register
+from credo.services.standing import query_standing
+from credo.store import audit
+from credo.store.db import alembic_config, dateparam
 from credo.store.tables import metadata
+from tests.factories import seed_register
 
 
 def test_the_migrated_schema_matches_the_tables(register: Register) -> None:
@@ -14,3 +23,49 @@ def test_the_migrated_schema_matches_the_tables(register: Register) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def test_inquiries_logged_before_0010_still_verify(register: Register) -> None:
+    """Rows from before migration 0010 have an `inquiry.made` entry each and no digest:
+    after the upgrade they verify, and losing one is still found."""
+    seed_register(register, subjects=2)
+    cfg = alembic_config()
+    with register.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    at = datetime(2026, 3, 15, 9, tzinfo=UTC)
+    with register.write() as conn:
+        for subject_id in ("s-001", "s-002"):
+            conn.execute(
+                text(
+                    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, "
+                    "channel) VALUES (:s, 'city-personnel', 'promotion-review', :d, :at, 'api')"
+                ),
+                {"s": subject_id, "d": dateparam(conn, date(2026, 3, 15)), "at": at},
+            )
+            audit.append(
+                conn,
+                actor="city-personnel",
+                action="inquiry.made",
+                payload={"purpose": "promotion-review", "as_of": "2026-03-15", "channel": "api"},
+                at=at,
+                subject_id=subject_id,
+            )
+    with register.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    query_standing(
+        register, authority_id="city-personnel", subject_id="s-001", purpose_id="promotion-review"
+    )
+
+    result = verify_audit(register)
+    assert result.ok, result.problems
+    assert result.inquiries == 3
+
+    with register.write() as conn:
+        conn.execute(text("DELETE FROM inquiries WHERE audit_seq IS NULL AND subject_id = 's-002'"))
+    problems = verify_audit(register).problems
+    assert problems == [
+        "2 inquiries were logged with an entry each (inquiry.made) before migration 0010, "
+        "1 such rows are stored"
+    ]

@@ -74,7 +74,7 @@ def audit_verify() -> None:
     if result.ok:
         typer.echo(
             f"audit chain intact: {result.entries} entries, {result.records} records, "
-            f"{result.subjects} subjects verified"
+            f"{result.subjects} subjects, {result.inquiries} inquiries verified"
         )
         return
     err.print(f"audit verify FAILED: {len(result.problems)} problems; the first is:", markup=False)

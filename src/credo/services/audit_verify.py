@@ -12,9 +12,10 @@ from sqlalchemy import select, text
 
 from credo.domain.filing import record_hash
 from credo.domain.subjects import subject_hash
+from credo.services.inquiries import LEGACY, LOGGED, inquiry_hash
 from credo.services.register import Register
 from credo.store.audit import GENESIS, entry_hash
-from credo.store.tables import audit_entries, records, subjects
+from credo.store.tables import audit_entries, inquiries, records, subjects
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Verification:
     entries: int = 0
     records: int = 0
     subjects: int = 0
+    inquiries: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +49,7 @@ def verify_audit(
     result = Verification()
     with register.read() as conn:
         batch_entries: dict[tuple[str, int], tuple[int, str | None, int]] = {}
+        logged = Logged()
         prev = GENESIS
         expected_seq = 1
         for entry in conn.execution_options(yield_per=10_000).execute(
@@ -80,8 +83,13 @@ def verify_audit(
                 )
             prev = entry.hash
             expected_seq = entry.seq + 1
+            if entry.action == LEGACY:
+                logged.legacy += 1
+                continue
             payload: dict[str, Any] = json.loads(entry.payload)
-            if "batch_id" in payload and "stored" in payload:
+            if entry.action == LOGGED:
+                logged.entries[entry.seq] = (entry.digest, int(payload.get("inquiries", -1)))
+            elif "batch_id" in payload and "stored" in payload:
                 kind = "subjects" if entry.action == "subjects.imported" else "records"
                 batch_entries[(kind, int(payload["batch_id"]))] = (
                     entry.seq,
@@ -91,9 +99,72 @@ def verify_audit(
         progress(result.entries)
         _check_records(conn, batch_entries, result, progress)
         _check_subjects(conn, batch_entries, result)
+        _check_inquiries(conn, logged, result)
         _check_references(conn, result)
     result.problems.sort(key=_entry_order)
     return result
+
+
+@dataclass
+class Logged:
+    """The chain's inquiry entries: digest and count by sequence number, and how many
+    inquiries were logged one entry each before migration 0010."""
+
+    entries: dict[int, tuple[str | None, int]] = field(default_factory=dict)
+    legacy: int = 0
+
+
+def _check_inquiries(conn: Any, logged: Logged, result: Verification) -> None:
+    """Every inquiry is still there as it was logged: each `inquiries.logged` entry's digest
+    against its rows, and the older rows against the number of their own entries."""
+    i = inquiries.c
+    query = select(
+        i.audit_seq, i.subject_id, i.authority_id, i.purpose, i.as_of, i.at, i.channel
+    ).order_by(i.audit_seq)
+    current: int | None = None
+    hashes: list[str] = []
+    legacy_rows = 0
+
+    def close() -> None:
+        assert current is not None
+        found = logged.entries.pop(current, None)
+        if found is None:
+            result.problems.append(
+                f"{len(hashes)} inquiries name audit entry #{current}, which logged no inquiries"
+            )
+            return
+        digest, count = found
+        if len(hashes) != count:
+            result.problems.append(
+                f"audit entry #{current} ({LOGGED}): it logged {count} inquiries, "
+                f"{len(hashes)} are left"
+            )
+        elif _digest_rows(sorted(hashes)) != digest:
+            result.problems.append(
+                f"audit entry #{current} ({LOGGED}): the inquiries do not match its digest"
+            )
+
+    for row in conn.execution_options(yield_per=20_000).execute(query):
+        result.inquiries += 1
+        if row.audit_seq is None:
+            legacy_rows += 1
+            continue
+        if row.audit_seq != current:
+            if current is not None:
+                close()
+            current, hashes = row.audit_seq, []
+        hashes.append(inquiry_hash(*row[1:]))
+    if current is not None:
+        close()
+    for seq, (_, count) in sorted(logged.entries.items()):
+        result.problems.append(
+            f"audit entry #{seq} ({LOGGED}): all {count} of its inquiries are gone"
+        )
+    if legacy_rows != logged.legacy:
+        result.problems.append(
+            f"{logged.legacy} inquiries were logged with an entry each ({LEGACY}) before "
+            f"migration 0010, {legacy_rows} such rows are stored"
+        )
 
 
 def _entry_order(problem: str) -> int:
@@ -183,6 +254,7 @@ def _check_references(conn: Any, result: Verification) -> None:
     """The hot tables keep no foreign keys, so check here that nothing points nowhere."""
     for table, column, target in (
         ("records", "subject_id", "subjects"),
+        ("inquiries", "subject_id", "subjects"),
         ("notices", "subject_id", "subjects"),
         ("records", "batch_id", "batches"),
     ):

@@ -1,30 +1,41 @@
 """Inquiries: every look at a subject, logged durably before it is answered.
 
+Each commit of inquiries appends one audit entry, `inquiries.logged`, whose digest covers
+the rows it logged (their `audit_seq` names it): `credo audit verify` then catches an
+inquiry deleted or altered behind the application's back, so nobody can erase who looked.
+
 A lookup hands its inquiry to the log of its database and returns once the transaction
 holding it has committed. Concurrent lookups share one commit (group commit): one lock of
-the audit chain and one WAL flush for the lot. Two logs do this: `InquiryLog`, a writer
-thread for requests served in threads, and `AsyncInquiryLog`, a task on the event loop for
-the API's PostgreSQL hot path (credo.store.hotpath), where no thread is involved at all.
+the audit chain, one audit entry and one WAL flush for the lot. Two logs do this:
+`InquiryLog`, a writer thread for requests served in threads, and `AsyncInquiryLog`, a task
+on the event loop for the API's PostgreSQL hot path (credo.store.hotpath), where no thread
+is involved at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.db import is_sqlite
 from credo.store.hotpath import async_connection, hot_pool
 from credo.store.tables import inquiries
+
+LOGGED = "inquiries.logged"  # the audit entry of one commit of inquiries
+LEGACY = "inquiry.made"  # before migration 0010: one entry per inquiry, no digest
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ class Inquirer:
 
 @dataclass(frozen=True)
 class Inquiry:
-    """One look at a subject, as logged: the row the subject sees and its audit entry."""
+    """One look at a subject, as logged: the row the subject sees."""
 
     subject_id: str
     authority_id: str
@@ -46,8 +57,8 @@ class Inquiry:
     at: datetime
     channel: str
 
-    def row(self) -> dict[str, Any]:
-        """The inquiries row."""
+    def row(self, audit_seq: int) -> dict[str, Any]:
+        """The inquiries row, covered by the audit entry `audit_seq`."""
         return {
             "subject_id": self.subject_id,
             "authority_id": self.authority_id,
@@ -55,71 +66,117 @@ class Inquiry:
             "as_of": self.as_of,
             "at": self.at,
             "channel": self.channel,
+            "audit_seq": audit_seq,
         }
 
-    def entry(self) -> audit.Entry:
-        """The audit entry `inquiry.made`."""
-        return audit.Entry(
-            actor=self.authority_id,
-            action="inquiry.made",
-            at=self.at,
-            subject_id=self.subject_id,
-            payload={
-                "purpose": self.purpose,
-                "as_of": self.as_of.isoformat(),
-                "channel": self.channel,
-            },
+    def row_hash(self) -> str:
+        """What the covering entry's digest is made of (see `inquiry_hash`)."""
+        return inquiry_hash(
+            self.subject_id, self.authority_id, self.purpose, self.as_of, self.at, self.channel
         )
 
 
-def log_inquiry(
-    conn: Any, register: Register, who: Inquirer, purpose: str, subject_id: str, as_of: date
-) -> None:
-    """Log one look at a subject inside the caller's transaction: row and audit entry."""
-    inquiry = Inquiry(
-        subject_id, who.authority_id, purpose, as_of, register.clock.now(), who.channel
+def inquiry_hash(
+    subject_id: str, authority_id: str, purpose: str, as_of: date, at: datetime, channel: str
+) -> str:
+    """SHA-256 over one inquiry's columns, as stored."""
+    fields = [subject_id, authority_id, purpose, as_of.isoformat(), audit.stamp(at), channel]
+    text = "|".join(fields)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def logged_entry(batch: Sequence[Inquiry]) -> audit.Entry:
+    """The one audit entry of a commit of inquiries: how many, by whom, and a digest of
+    their rows (over the sorted row hashes: the rows' order does not matter)."""
+    authorities = sorted({inquiry.authority_id for inquiry in batch})
+    return audit.Entry(
+        actor=authorities[0] if len(authorities) == 1 else "credo",
+        action=LOGGED,
+        at=max(inquiry.at for inquiry in batch),
+        payload={"inquiries": len(batch), "authorities": authorities},
+        digest=audit.rows_digest(sorted(inquiry.row_hash() for inquiry in batch)),
     )
-    conn.execute(inquiries.insert().values(**inquiry.row()))
-    audit.append_many(conn, [inquiry.entry()])
 
 
-_INSERT_INQUIRY = (
-    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel) "
-    "VALUES (%(subject_id)s, %(authority_id)s, %(purpose)s, %(as_of)s, %(at)s, %(channel)s)"
+def log_inquiries(
+    conn: Connection,
+    register: Register,
+    who: Inquirer,
+    purpose: str,
+    subject_ids: Iterable[str],
+    as_of: date,
+) -> None:
+    """Log looks at subjects inside the caller's transaction: their rows and one entry."""
+    now = register.clock.now()
+    batch = [
+        Inquiry(subject_id, who.authority_id, purpose, as_of, now, who.channel)
+        for subject_id in subject_ids
+    ]
+    store_inquiries(conn, batch)
+
+
+def store_inquiries(conn: Connection, batch: Sequence[Inquiry]) -> None:
+    """Append the batch's audit entry, then its rows, inside the caller's transaction."""
+    if not batch:
+        return
+    [seq] = audit.append_many(conn, [logged_entry(batch)])
+    conn.execute(inquiries.insert(), [inquiry.row(seq) for inquiry in batch])
+
+
+# PostgreSQL: the rows in one statement, as arrays (one parse, one plan, one round trip).
+_INSERT_INQUIRIES = (
+    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel, audit_seq) "
+    "SELECT s, a, p, d, t, c, %s FROM unnest(%s::text[], %s::text[], %s::text[], "
+    "%s::date[], %s::timestamptz[], %s::text[]) AS u(s, a, p, d, t, c)"
 )
 
 
+def _pg_statements(
+    head: Sequence[Any] | None, batch: Sequence[Inquiry]
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The audit row chained after `head`, and the parameters of `_INSERT_INQUIRIES`."""
+    [entry] = audit.chain(head, [logged_entry(batch)])
+    columns = (
+        [i.subject_id for i in batch],
+        [i.authority_id for i in batch],
+        [i.purpose for i in batch],
+        [i.as_of for i in batch],
+        [i.at for i in batch],
+        [i.channel for i in batch],
+    )
+    return entry, (entry["seq"], *columns)
+
+
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
-    """Commit inquiries in one transaction: their rows, then their audit entries in order.
+    """Commit inquiries in one transaction: one audit entry, then their rows.
 
     On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath): the chain's
     lock and head in one round trip, both inserts and the commit in another.
     """
-    entries = [inquiry.entry() for inquiry in batch]
     if is_sqlite(register.engine):
         with register.write() as conn:
-            conn.execute(inquiries.insert(), [inquiry.row() for inquiry in batch])
-            audit.append_many(conn, entries)
+            store_inquiries(conn, batch)
         return
     with hot_pool(register.engine).connection() as pg, pg.transaction():
         with pg.pipeline():
             pg.execute(audit.LOCK_SQL)
             head = pg.execute(audit.HEAD_SQL).fetchone()
-        with pg.cursor() as cur, pg.pipeline():
-            cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
-            cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
+        entry, rows = _pg_statements(head, batch)
+        with pg.pipeline():
+            pg.execute(audit.INSERT_SQL, entry)
+            pg.execute(_INSERT_INQUIRIES, rows)
 
 
 async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
     """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit)."""
-    entries = [inquiry.entry() for inquiry in batch]
     async with conn.transaction():
         async with conn.pipeline():
             await conn.execute(audit.LOCK_SQL)
             head = await (await conn.execute(audit.HEAD_SQL)).fetchone()
-        async with conn.cursor() as cur, conn.pipeline():
-            await cur.executemany(_INSERT_INQUIRY, [inquiry.row() for inquiry in batch])
-            await cur.executemany(audit.INSERT_SQL, audit.chain(head, entries))
+        entry, rows = _pg_statements(head, batch)
+        async with conn.pipeline():
+            await conn.execute(audit.INSERT_SQL, entry)
+            await conn.execute(_INSERT_INQUIRIES, rows)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, text
 
 from credo.domain.errors import NotFoundError, PermissionDeniedError, Problem
 from credo.domain.policy import AnyOf, GradeIn, Policy, Visible
-from credo.services.inquiries import Inquirer, log_inquiry
+from credo.services.inquiries import Inquirer, log_inquiries
 from credo.services.register import Register
 from credo.services.standing import check_purpose
 from credo.store.db import dateparam
@@ -96,7 +96,7 @@ def list_members(
                     [{"grade": row.grade}] if row.grade in graded else []
                 )
             members.append(member)
-            log_inquiry(conn, register, who, purpose_id, row.subject_id, day)
+        log_inquiries(conn, register, who, purpose_id, [row.subject_id for row in rows], day)
     return MembersPage(list_id, day, members, rows[-1].subject_id if more else None)
 
 

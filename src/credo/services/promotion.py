@@ -18,7 +18,7 @@ from typing import Any
 from credo.domain.errors import ConflictError, Problem, ValidationError
 from credo.domain.policy import Policy, Visible
 from credo.domain.scoring import applicable_measures, effective_records, restricted, tally
-from credo.services.inquiries import Inquirer, log_inquiry
+from credo.services.inquiries import Inquirer, log_inquiries
 from credo.services.register import Register
 from credo.services.standing import check_purpose
 from credo.store import repository
@@ -133,7 +133,7 @@ def review_slate(
         for candidate in slate:
             facts = repository.record_facts(conn, candidate.subject_id)
             assessed.append(_assess(policy, authority_id, candidate, facts, day))
-            log_inquiry(conn, register, who, PURPOSE, candidate.subject_id, day)
+        log_inquiries(conn, register, who, PURPOSE, ids, day)
     eligible = sorted(
         (pair for pair in assessed if pair[1]["eligible"]),
         key=lambda pair: (-pair[0], pair[1]["subject_id"]),

@@ -23,7 +23,7 @@ from credo.services.inquiries import (
     Inquiry,
     async_inquiry_log,
     inquiry_log,
-    log_inquiry,
+    log_inquiries,
 )
 from credo.services.keys import key_authority, key_prefix
 from credo.services.register import Register
@@ -51,7 +51,7 @@ def standings(
             repository.subject_row(conn, subject_id)
             facts = repository.record_facts(conn, subject_id)
             result.append(compute_standing(policy, subject_id, facts, day))
-            log_inquiry(conn, register, who, purpose, subject_id, day)
+        log_inquiries(conn, register, who, purpose, subject_ids, day)
     return result
 
 

@@ -65,7 +65,7 @@ def dateparam(conn: Connection, day: date) -> date | str:
     return day.isoformat() if is_sqlite(conn) else day
 
 
-def _alembic_config() -> Config:
+def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", "credo.store:migrations")
     return cfg
@@ -73,7 +73,7 @@ def _alembic_config() -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (a no-op when it is current)."""
-    cfg = _alembic_config()
+    cfg = alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
     with engine.connect() as conn:
         if MigrationContext.configure(conn).get_current_revision() == head:

@@ -158,12 +158,16 @@ inquiries = Table(
     "inquiries",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("subject_id", String(64), ForeignKey("subjects.id"), nullable=False),
+    # no foreign key: a trigger on every standing lookup (audit verify checks instead)
+    Column("subject_id", String(64), nullable=False),
     Column("authority_id", String(64), nullable=False),
     Column("purpose", String(64), nullable=False),
     Column("as_of", Date, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("channel", String(16), nullable=False),
+    # the `inquiries.logged` audit entry whose digest covers this row (NULL: logged before
+    # migration 0010, under an `inquiry.made` entry of its own)
+    Column("audit_seq", BigInteger),
     Index("ix_inquiries_subject_id", "subject_id"),
 )
 
