@@ -32,6 +32,7 @@ from credo.services.filing import subject_standing
 from credo.services.inquiries import Inquiry, write_inquiries
 from credo.services.policies import activate_policy
 from credo.services.preview import Engine, preview_policy, preview_standings
+from credo.services.preview_snapshot import keep_snapshot
 from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
 from credo.services.subjects import import_subjects
@@ -718,15 +719,15 @@ def test_a_snapshot_read_in_parts_equals_one_read_whole(
     assert _without_engine_note(report.to_json()) == expected
 
 
-def test_a_big_import_leaves_the_snapshot_current_for_the_next_preview(
-    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_keeping_the_snapshot_after_a_load_leaves_the_next_preview_current(
+    built: Register, tmp_path: Path
 ) -> None:
-    """After a load of BIG_LOAD rows or more, `credo import` brings the kept snapshot up to
-    what it stored: the first preview after it reads no fresh copy, and matches one."""
+    """`credo policy snapshot` (keep_snapshot) brings the kept snapshot up to what is stored:
+    the first preview after it reads no fresh copy, and matches one."""
     reg = built
-    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
-    monkeypatch.setattr("credo.store.repository.BIG_LOAD", 2)
-    report = file_rows(
+    assert keep_snapshot(reg) == "full"
+    assert keep_snapshot(reg) == "current"
+    file_rows(
         reg,
         "court",
         [
@@ -734,5 +735,15 @@ def test_a_big_import_leaves_the_snapshot_current_for_the_next_preview(
             record("BIG-2", "s-005", "court.defiance", "2026-03-03"),
         ],
     )
-    assert (report.stored, report.snapshot) == (2, "incremental")
+    assert keep_snapshot(reg) == "incremental"
     assert_refreshed(reg, tmp_path, "current")
+
+
+def test_cli_policy_snapshot_says_how_it_brought_the_snapshot_current(
+    built: Register, tmp_path: Path
+) -> None:
+    first = run_cli(built, tmp_path, "policy", "snapshot")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("policy preview snapshot: full (")
+    again = run_cli(built, tmp_path, "policy", "snapshot")
+    assert again.stdout.startswith("policy preview snapshot: current (")

@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from credo.domain.filing import RECORD_FIELDS
-from credo.services.preview_snapshot import keep_snapshot
 from credo.services.record_batches import (
     ImportReport,
     Prepared,
@@ -91,13 +90,6 @@ def _finish(register: Register, report: ImportReport) -> ImportReport:
         with register.write() as conn:
             repository.refresh_statistics(conn, "records", "notices")
     report.rescored = rescore_register_pending(register)
-    if report.stored >= repository.BIG_LOAD:
-        # The first policy preview after a big load then reads only what changes after it.
-        # Everything is stored by now: a snapshot that cannot be kept only costs that.
-        try:
-            report.snapshot = keep_snapshot(register)
-        except Exception as exc:
-            report.snapshot = f"not kept ({type(exc).__name__}: {exc})"
     return report
 
 

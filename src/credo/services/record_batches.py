@@ -48,7 +48,6 @@ class ImportReport:
     batches: int = 0
     rescored: int = 0
     first_rejects: list[Reject] = field(default_factory=list)
-    snapshot: str = ""  # the preview snapshot after a big load: how it was brought current
 
     def add_reject(self, reject: Reject) -> None:
         """Count a reject; keep the first hundred for display."""
