@@ -35,6 +35,7 @@ from credo.domain.policy import Policy
 
 # Audit actions that never change a scoring column of records, cases or subjects.
 IGNORED = (
+    "inquiries.logged",
     "inquiry.made",
     "register.rescored",
     "register.swept",
