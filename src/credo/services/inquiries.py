@@ -79,10 +79,10 @@ class Inquiry:
 def inquiry_hash(
     subject_id: str, authority_id: str, purpose: str, as_of: date, at: datetime, channel: str
 ) -> str:
-    """SHA-256 over one inquiry's columns, as stored."""
+    """SHA-256 over one inquiry's columns, as stored (a JSON array: no separator inside a
+    value can shift text from one column to the next)."""
     fields = [subject_id, authority_id, purpose, as_of.isoformat(), audit.stamp(at), channel]
-    text = "|".join(fields)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(audit.canonical(fields).encode()).hexdigest()
 
 
 def logged_entry(batch: Sequence[Inquiry]) -> audit.Entry:
