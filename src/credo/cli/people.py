@@ -1,8 +1,9 @@
-"""notices deliver | user add | audit verify | authority add-key."""
+"""notices deliver | user add | audit verify | authority add-key | backup | restore."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -97,3 +98,39 @@ def authority_add_key(authority: str) -> None:
 
 
 # ----------------------------------------------------------------------------- running
+
+
+@app.command("backup")
+def backup_cmd(
+    path: Annotated[Path, typer.Argument(help="The backup file to create (never overwritten).")],
+) -> None:
+    """Copy the embedded (SQLite) register to PATH while it stays in use (online backup)."""
+    from credo.services.backup import backup_register
+
+    with refusals():
+        copied = backup_register(register(), path)
+    typer.echo(
+        f"backed up to {copied.path}: {copied.bytes:,} bytes, audit entries up to "
+        f"#{copied.audit_head}"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    path: Annotated[Path, typer.Argument(help="A file written by `credo backup`.")],
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace a register that already holds records."),
+    ] = False,
+) -> None:
+    """Restore the embedded register from PATH, once PATH passes `credo audit verify`."""
+    from credo.bootstrap import build_register
+    from credo.services.backup import restore_register
+
+    with refusals():
+        verification = restore_register(build_register(migrate=False), path, replace=replace)
+    typer.echo(
+        f"restored from {path}: audit chain intact: {verification.entries} entries, "
+        f"{verification.records} records, {verification.subjects} subjects, "
+        f"{verification.inquiries} inquiries verified"
+    )
