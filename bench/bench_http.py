@@ -44,7 +44,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +314,7 @@ def audit_head(url: str) -> int:
 def explain(engine: HttpPostgres, shape: Shape) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of every statement the measured endpoints run, as they run
     them, on the benchmark database (the inquiry insert inside a transaction rolled back)."""
+    from credo.services.inquiries import _INSERT_INQUIRIES
     from credo.services.public import search
     from credo.services.standing import _LOOKUP_PG
     from credo.store.repository import _FACTS_PG
@@ -337,6 +338,8 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
     rng = random.Random(11)
     subject = synthetic.subject_id(rng.randrange(shape.subjects) + 1)
     ids = [synthetic.subject_id(rng.randrange(shape.subjects) + 1) for _ in range(CHECK_SIZE)]
+    # about what one group commit holds at 1,000 req/s (597,339 inquiries in 82,105 entries)
+    batch = [synthetic.subject_id(rng.randrange(shape.subjects) + 1) for _ in range(7)]
     statements: list[tuple[str, str, Any]] = [
         (
             "standing: key, active policy, subject and its records in one statement",
@@ -351,10 +354,17 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
             None,
         ),
         (
-            "inquiry log: one inquiry row (rolled back)",
-            "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel) "
-            "VALUES (%s, 'city-personnel', 'promotion-review', DATE '2026-01-01', now(), 'api')",
-            (subject,),
+            f"inquiry log: a group commit's {len(batch)} inquiry rows, one statement (rolled back)",
+            _INSERT_INQUIRIES,
+            (
+                0,
+                batch,
+                [QUERIER] * len(batch),
+                [PURPOSE] * len(batch),
+                [TODAY] * len(batch),
+                [datetime.now(UTC)] * len(batch),
+                ["api"] * len(batch),
+            ),
         ),
         (
             "checks: which of the asked subjects are registered",
