@@ -25,6 +25,7 @@ from credo.services.keys import add_key
 from credo.services.register import Register
 from credo.services.standing import query_standing, query_standing_async
 from credo.settings import Settings
+from credo.store.hotpath import close_async
 from credo.store.tables import audit_entries, inquiries
 from tests.factories import file_rows, record, seed_register
 
@@ -105,15 +106,20 @@ def _async_lookups(register: Register, key: str, subject_ids: list[str]) -> list
     """Ask for these subjects at once on one event loop; answers or the errors raised."""
 
     async def run() -> list[object]:
-        return await asyncio.gather(
-            *(
-                query_standing_async(
-                    register, api_key=key, subject_id=sid, purpose_id="promotion-review"
-                )
-                for sid in subject_ids
-            ),
-            return_exceptions=True,
-        )
+        try:
+            return await asyncio.gather(
+                *(
+                    query_standing_async(
+                        register, api_key=key, subject_id=sid, purpose_id="promotion-review"
+                    )
+                    for sid in subject_ids
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            # As the app's shutdown does: the loop's pool closes before the loop ends, instead
+            # of having its tasks cancelled by asyncio.run (which could hang on them).
+            await close_async(register.engine)
 
     # On a thread of its own: an earlier test (the browser's) may leave a loop running here.
     with ThreadPoolExecutor(1) as thread:
