@@ -615,6 +615,7 @@ def bench_engine(
     subjects_csv: Path,
     records_csv: Path,
     runs: int,
+    partitions: int = 0,
 ) -> None:
     """Every figure for one engine, on a fresh database, into `fig` as they come."""
     v, checks = fig.values, fig.checks
@@ -622,6 +623,9 @@ def bench_engine(
     engine.prepare()
     env = engine.env()
     credo(["init", "--policy", str(POLICY)], env, "credo init --policy")
+    if partitions and engine.name == "postgres":
+        credo(["partition", "--partitions", str(partitions)], env, "credo partition")
+        fig.checks["partitions"] = partitions
     child = credo(["subjects", "import", str(subjects_csv)], env, "credo subjects import")
     v["subjects_import_s"] = round(child.seconds, 3)
 
@@ -835,6 +839,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="rescore runs (median reported)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="PostgreSQL: hash-partition credo's register by subject into N first (credo "
+        "partition); the hand-written baselines stay unpartitioned",
+    )
+    parser.add_argument(
         "--keep-data", action="store_true", help="keep the CSV files and the databases"
     )
     args = parser.parse_args(argv)
@@ -854,11 +865,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             engine: Engine = SqliteEngine() if name == "sqlite" else PostgresEngine(args.pg_url)
-            fig = Figures(name)
+            partitioned = args.partitions and name == "postgres"
+            fig = Figures(f"{name}-{args.partitions}p" if partitioned else name)
             results.append(fig)
             facts: dict[str, Any] = {}
             try:
-                bench_engine(fig, engine, policy, shape, subjects_csv, records_csv, args.runs)
+                bench_engine(
+                    fig,
+                    engine,
+                    policy,
+                    shape,
+                    subjects_csv,
+                    records_csv,
+                    args.runs,
+                    args.partitions,
+                )
                 facts = engine.facts()
             except (Exception, SystemExit) as exc:  # report it and go on with the next engine
                 fig.problems.append(f"stopped: {exc}")

@@ -29,6 +29,9 @@ PG_URL = os.environ.get(
     "CREDO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 _pg_state: dict[str, str | None] = {}
+# CREDO_TEST_PARTITIONS=N runs every PostgreSQL test on a register hash-partitioned by subject
+# into N partitions (docs/scale.md); tests/integration/test_partitioned.py always does.
+PARTITIONS = int(os.environ.get("CREDO_TEST_PARTITIONS", "0"))
 
 
 def _postgres_problem() -> str | None:
@@ -65,10 +68,34 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    if PARTITIONS:
+        _partitioned(url, PARTITIONS)
+    yield url
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+def _partitioned(url: str, partitions: int) -> None:
+    """Migrate the schema behind `url` and hash-partition it by subject."""
+    from credo.services.partitioning import partition
+
+    reg = build_register(Settings(database_url=url), clock=FixedDateClock(TODAY))  # type: ignore[call-arg]
+    partition(reg, partitions, actor="test")
+    reg.engine.dispose()
+
+
+@pytest.fixture
+def partitioned_register(
+    pg_url: str, clock: FixedDateClock, tmp_path: object
+) -> Iterator[Register]:
+    """A migrated, empty PostgreSQL register hash-partitioned by subject into 4."""
+    if not PARTITIONS:
+        _partitioned(pg_url, 4)
+    reg = build_register(Settings(home=tmp_path, database_url=pg_url), clock=clock)  # type: ignore[arg-type]
+    yield reg
+    reg.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

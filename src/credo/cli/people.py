@@ -134,3 +134,32 @@ def restore_cmd(
         f"{verification.records} records, {verification.subjects} subjects, "
         f"{verification.inquiries} inquiries verified"
     )
+
+
+@app.command("partition")
+def partition_cmd(
+    partitions: Annotated[
+        int, typer.Option(help="Hash partitions per table (one modulus for all of them).")
+    ] = 16,
+) -> None:
+    """Hash-partition a PostgreSQL register's subject-keyed tables by subject (once)."""
+    import time
+
+    from credo.services.partitioning import partition
+    from credo.store.partitions import Partitioned
+
+    started = time.perf_counter()
+
+    def moved(item: Partitioned) -> None:
+        err.print(
+            f"  {item.table}: {item.rows:,} rows into {item.partitions} partitions "
+            f"({time.perf_counter() - started:.1f} s)",
+            markup=False,
+        )
+
+    with refusals():
+        done = partition(register(), partitions, actor=actor(), progress=moved)
+    typer.echo(
+        f"partitioned {len(done)} tables by subject into {partitions} partitions each "
+        f"({sum(item.rows for item in done):,} rows, {time.perf_counter() - started:.1f} s)"
+    )

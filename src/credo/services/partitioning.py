@@ -1,0 +1,32 @@
+"""`credo partition`: hash-partition a PostgreSQL register by subject, audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from credo.services.register import Register
+from credo.store import audit
+from credo.store.partitions import Partitioned, partition_register
+
+
+def partition(
+    register: Register,
+    partitions: int,
+    *,
+    actor: str,
+    progress: Callable[[Partitioned], None] | None = None,
+) -> list[Partitioned]:
+    """Partition the register's subject-keyed tables and log it, in one transaction."""
+    with register.write() as conn:
+        moved = partition_register(conn, partitions, progress)
+        audit.append(
+            conn,
+            actor=actor,
+            action="register.partitioned",
+            payload={
+                "partitions": partitions,
+                "tables": {item.table: item.rows for item in moved},
+            },
+            at=register.clock.now(),
+        )
+    return moved

@@ -1,0 +1,221 @@
+"""PostgreSQL hash-partitioned by subject (`credo partition`, docs/scale.md), on one server.
+
+The register is partitioned loaded and empty; on both, filing, idempotent re-imports,
+lookups, rescoring, cases and `credo audit verify` must behave exactly as unpartitioned.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from credo import synthetic
+from credo.domain.errors import ConflictError, ValidationError
+from credo.domain.policy_load import load_policy
+from credo.services.audit_verify import verify_audit
+from credo.services.cases import decide_case, object_to_record
+from credo.services.filing import subject_standing
+from credo.services.partitioning import partition
+from credo.services.register import Register
+from credo.services.standing import query_standing
+from credo.services.subjects import import_subjects
+from credo.store.partitions import TABLES, partitioning
+from credo.store.rescore import rescore_all
+from tests.conftest import PARTITIONS, TODAY
+from tests.factories import example_policy, file_rows, record, rows, seed_register
+
+pytestmark = pytest.mark.postgres
+
+SHAPE = synthetic.Shape(subjects=200, records=2_000, today=TODAY, seed=11)
+
+
+def _load(register: Register) -> dict[str, list[dict[str, str]]]:
+    """The synthetic register filed through the import, by authority."""
+    seed_register(register, subjects=0, policy=example_policy())
+    import_subjects(register, rows(synthetic.subjects(SHAPE)), actor="test", source="t")
+    by_authority: dict[str, list[dict[str, str]]] = {}
+    for authority, row in synthetic.records(load_policy(example_policy()), SHAPE):
+        by_authority.setdefault(authority, []).append(row)
+    for authority, items in by_authority.items():
+        assert file_rows(register, authority, items).rejected == 0
+    return by_authority
+
+
+def _state(register: Register) -> dict[str, Any]:
+    with register.read() as conn:
+        return {
+            "standings": conn.execute(text("SELECT * FROM standings ORDER BY subject_id")).all(),
+            "records": conn.execute(text("SELECT * FROM records ORDER BY id")).all(),
+            **{
+                table: conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+                for table, _ in TABLES
+            },
+        }
+
+
+def _verified(register: Register) -> None:
+    result = verify_audit(register)
+    assert result.ok, result.problems
+
+
+@pytest.mark.skipif(PARTITIONS > 0, reason="the schema is partitioned before the test")
+def test_partitioning_a_loaded_register_keeps_every_row_and_standing(
+    register: Register, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        with pytest.raises(ValidationError, match="partitions: the embedded SQLite"):
+            partition(register, 4, actor="test")
+        return
+    _load(register)
+    before = _state(register)
+    moved = partition(register, 4, actor="admin")
+    assert {item.table: item.rows for item in moved} == {
+        table: before[table] for table, _ in TABLES
+    }
+    with register.read() as conn:
+        assert partitioning(conn) == {table: 4 for table, _ in TABLES}
+        entry = conn.execute(
+            text("SELECT actor, payload FROM audit_entries ORDER BY seq DESC LIMIT 1")
+        ).one()
+    assert entry.actor == "admin" and '"partitions":4' in entry.payload
+    assert _state(register) == before
+    _verified(register)
+    with register.write() as conn:
+        version_id, policy = register.active_policy(conn)
+        rescore_all(conn, policy, version_id, TODAY, register.clock.now())
+    assert _state(register)["standings"] == before["standings"]
+
+    with pytest.raises(ConflictError, match="already hash-partitioned"):
+        partition(register, 8, actor="admin")
+    assert _state(register) == before
+
+
+def test_a_partitioned_register_files_once_and_answers(
+    partitioned_register: Register,
+) -> None:
+    register = partitioned_register
+    by_authority = _load(register)
+    authority, items = sorted(by_authority.items())[0]
+    stored = _state(register)
+
+    again = file_rows(register, authority, items)
+    assert (again.stored, again.duplicates) == (0, len(items))
+    assert _state(register) == stored
+
+    # The database itself refuses a second filing of a reference (record_refs), even for
+    # another subject's partition and behind the application's back.
+    with register.write() as conn, pytest.raises(IntegrityError, match="pk_record_refs"):
+        conn.execute(
+            text(
+                "INSERT INTO records (authority_id, reference, version, subject_id, category, "
+                "decided_on, legal_basis, summary, batch_id, row_hash, filed_at, ends_on) "
+                "SELECT authority_id, reference, version, 's-0000002', category, decided_on, "
+                "legal_basis, summary, batch_id, row_hash, filed_at, ends_on FROM records "
+                "WHERE subject_id <> 's-0000002' LIMIT 1"
+            )
+        )
+
+    answer = query_standing(
+        register,
+        subject_id="s-0000001",
+        purpose_id="promotion-review",
+        authority_id="city-personnel",
+    )
+    with register.read() as conn:
+        pure = subject_standing(conn, register.active_policy(conn)[1], "s-0000001", TODAY)
+        assert answer["grade"] == pure.grade
+        inquiries = conn.execute(text("SELECT subject_id, authority_id FROM inquiries")).all()
+        assert inquiries == [("s-0000001", "city-personnel")]
+        # One subject's lookup reads one partition of each table.
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                text("EXPLAIN SELECT * FROM records WHERE subject_id = 's-0000001'")
+            )
+        )
+        assert len(set(re.findall(r" on (records_p\d+)", plan))) == 1, plan
+    _verified(register)
+
+
+def test_cases_on_a_partitioned_register(partitioned_register: Register) -> None:
+    register = partitioned_register
+    seed_register(register)
+    file_rows(
+        register,
+        "city-court",
+        [record("R1", "s-001", "court.order_defiance", TODAY - timedelta(days=30))],
+    )
+    with register.read() as conn:
+        record_id = conn.execute(text("SELECT id FROM records")).scalar_one()
+    case = object_to_record(register, "s-001", record_id, "It was not me.")
+    decided = decide_case(register, case, reviewer="rev", outcome="revoke", reasons="Not him.")
+    assert decided["status"] == "revoked"
+    with register.read() as conn:
+        assert conn.execute(text("SELECT revoked FROM records")).scalar_one() is True
+        assert (
+            conn.execute(
+                text("SELECT score FROM standings WHERE subject_id = 's-001'")
+            ).scalar_one()
+            == 1000
+        )
+    _verified(register)
+
+
+CATEGORIES = {
+    "city-court": "court.order_defiance",
+    "city-tax": "tax.arrears",
+    "city-civil": "civic.volunteering",
+    "city-personnel": "employment.commendation",
+}
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    records=st.lists(
+        st.tuples(st.sampled_from(sorted(CATEGORIES)), st.integers(1, 6), st.integers(0, 1460)),
+        max_size=30,
+    ),
+    as_of_offset=st.integers(-1460, 1095),
+)
+def test_sql_rescore_equals_pure_scorer_when_partitioned(
+    partitioned_register: Register, records: list[tuple[str, int, int]], as_of_offset: int
+) -> None:
+    register = partitioned_register
+    with register.write() as conn:
+        for table in ("standings", "notices", "records", "record_refs", "subjects"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        for table in ("batches", "audit_entries", "policy_versions", "register_state"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    seed_register(register, subjects=6)
+    by_authority: dict[str, list[dict[str, object]]] = {}
+    for n, (authority, subject, days) in enumerate(records):
+        by_authority.setdefault(authority, []).append(
+            record(f"R{n}", f"s-{subject:03d}", CATEGORIES[authority], TODAY - timedelta(days=days))
+        )
+    for authority, items in by_authority.items():
+        assert file_rows(register, authority, items).rejected == 0
+    as_of = TODAY + timedelta(days=as_of_offset)
+    with register.write() as conn:
+        version_id, policy = register.active_policy(conn)
+        rescore_all(conn, policy, version_id, as_of, register.clock.now())
+        stored = conn.execute(
+            text("SELECT subject_id, score, grade, lists, measures FROM standings")
+        ).all()
+        assert len(stored) == 6
+        for row in stored:
+            pure = subject_standing(conn, policy, row.subject_id, as_of)
+            assert tuple(row[1:]) == (
+                pure.score,
+                pure.grade,
+                ",".join(pure.lists),
+                ",".join(pure.measures),
+            ), row.subject_id
