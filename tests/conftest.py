@@ -12,17 +12,25 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from credo.bootstrap import build_register
 from credo.clock import FixedDateClock
 from credo.services.register import Register
 from credo.settings import Settings
+
+# New password hashes in tests use argon2id's lightest cost: the same code and the same
+# checks, at a millisecond a hash instead of over 100 (tests/unit/services/test_passwords.py
+# checks the production profile). Subprocesses inherit it.
+os.environ.setdefault("CREDO_PASSWORD_TIME_COST", "1")
+os.environ.setdefault("CREDO_PASSWORD_MEMORY_KIB", "64")
+os.environ.setdefault("CREDO_PASSWORD_PARALLELISM", "1")
 
 TODAY = date(2026, 3, 15)
 PG_URL = os.environ.get(
@@ -59,17 +67,71 @@ def require_postgres() -> None:
     pytest.skip(problem)
 
 
+def _schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_schema_ddl() -> Iterator[str | None]:
+    """The DDL of a schema the migrations built, once a session, from pg_dump.
+
+    Each test's schema is created from it: the migrations' exact result in 60 ms instead of
+    running them again (300 ms) for each of hundreds of PostgreSQL tests. None without
+    pg_dump: each schema is then migrated. tests/integration/test_migrations.py compares
+    freshly migrated schemas with the tables, so the migrations themselves stay tested.
+    """
+    require_postgres()
+    template = f"t_template_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {template}"))
+    try:
+        build_register(Settings(database_url=_schema_url(template))).engine.dispose()  # type: ignore[call-arg]
+        ddl = _dump_schema(template)
+        if ddl is not None:
+            version = "SELECT version_num FROM {}.alembic_version"
+            with admin.connect() as conn:
+                head = conn.execute(text(version.format(template))).scalar_one()
+            ddl += f"\nINSERT INTO {template}.alembic_version VALUES ('{head}');\n"
+            ddl = ddl.replace(template, "{schema}")
+        yield ddl
+    finally:
+        admin.dispose()  # a fault test may have restarted the server since
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {template} CASCADE"))
+        admin.dispose()
+
+
+def _dump_schema(schema: str) -> str | None:
+    """`pg_dump --schema-only` of one schema, without psql's meta-commands."""
+    url = make_url(PG_URL)
+    command = ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-n", schema]
+    command += ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432)]
+    command += ["-U", url.username or "postgres", "-d", url.database or "postgres"]
+    env = {**os.environ, **({"PGPASSWORD": url.password} if url.password else {})}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return "\n".join(line for line in done.stdout.splitlines() if not line.startswith("\\"))
+
+
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+def pg_url(request: pytest.FixtureRequest, pg_schema_ddl: str | None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema (dropped afterwards): migrated
+    to the newest revision, or empty for a test marked `empty_schema`."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
+    empty = request.node.get_closest_marker("empty_schema") is not None
     with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    if PARTITIONS:
+        if empty or pg_schema_ddl is None:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        else:
+            conn.exec_driver_sql(pg_schema_ddl.replace("{schema}", schema))
+    url = _schema_url(schema)
+    if PARTITIONS and not empty:
         _partitioned(url, PARTITIONS)
     yield url
     with admin.begin() as conn:

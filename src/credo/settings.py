@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     session_hours: int = 8
     public_requests_per_minute: int = 60
     session_idle_minutes: int = 30  # a web session ends after this long without a request
+    # Argon2id cost of new password hashes (argon2-cffi's defaults, RFC 9106's low-memory
+    # profile). A hash carries its own parameters, so changing these never locks anyone out.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+    password_parallelism: int = Field(default=4, ge=1)
 
     def resolved_database_url(self) -> str:
         """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME."""

@@ -2,8 +2,6 @@
 
 - `People` creates the accounts of the journey with `add_user` (the service, not HTTP) and
   gives each person their own TestClient, so every cookie jar holds exactly one session.
-- `cheap_hashing` swaps the argon2 parameters for the lightest ones (same algorithm, same
-  code path): the production cost is ~0.3 s a hash here, and the journeys log in dozens of times.
 - `file_over_http`, `object_over_http` and `standing_of` are the few requests the journeys
   repeat; everything else is spelled out in the tests.
 """
@@ -15,24 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from credo.services import accounts
 from credo.services.accounts import add_user
 from tests.api.conftest import Api
 
 PASSWORD = "correct horse battery"  # >= 10 characters
 ATTACHMENT = b"%PDF-1.4\n% receipt of compliance, 3 March 2026\n%%EOF\n"
 ATTACHMENT_SHA256 = hashlib.sha256(ATTACHMENT).hexdigest()
-
-
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hash passwords with argon2's lightest parameters for the rest of the test."""
-    light = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(accounts, "_hasher", light)
-    monkeypatch.setattr(accounts, "_DUMMY", light.hash("credo-no-such-user"))
 
 
 @dataclass(frozen=True)

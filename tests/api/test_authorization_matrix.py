@@ -24,7 +24,6 @@ from tests.api.conftest_due import (
     ATTACHMENT,
     PASSWORD,
     People,
-    cheap_hashing,
     file_over_http,
     object_over_http,
     record_body,
@@ -184,9 +183,8 @@ def requests_for(w: World, role: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 @pytest.fixture
-def world(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(api: Api) -> Iterator[World]:
     """The world of the module docstring, with every role's client logged in."""
-    cheap_hashing(monkeypatch)
     people = People(api)
     court_record = file_over_http(
         api, "city-court", "2026-EX-17", "court.order_defiance", "2026-03-01"

@@ -22,7 +22,6 @@ from tests.api.conftest_due import (
     ATTACHMENT,
     ATTACHMENT_SHA256,
     People,
-    cheap_hashing,
     file_over_http,
     kinds,
     object_over_http,
@@ -43,9 +42,8 @@ assert NON_SUSPENDING_POLICY.count("suspend_while_disputed = false") == 1
 
 
 @pytest.fixture
-def people(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[People]:
+def people(api: Api) -> Iterator[People]:
     """A subject account for s-001, one for s-002, a reviewer, an admin and a court clerk."""
-    cheap_hashing(monkeypatch)
     people = People(api)
     yield people
     people.close()

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from credo.services.accounts import add_user
 from credo.services.preview import preview_policy
 from tests.api.conftest import Api, assert_problem
-from tests.api.conftest_due import PASSWORD, cheap_hashing
+from tests.api.conftest_due import PASSWORD
 from tests.factories import WORKED_POLICY, file_rows, record
 
 # Defiance weighs more and lasts longer; volunteering counts less.
@@ -24,9 +24,8 @@ CANDIDATE = (
 
 
 @pytest.fixture
-def admin(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def admin(api: Api) -> Iterator[TestClient]:
     """A logged-in admin's client, over a register with a few records."""
-    cheap_hashing(monkeypatch)
     file_rows(
         api.register,
         "city-court",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -18,6 +19,7 @@ from credo.store.tables import metadata
 from tests.factories import seed_register
 
 
+@pytest.mark.empty_schema
 def test_the_migrated_schema_matches_the_tables(register: Register) -> None:
     with register.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -319,6 +319,9 @@ def run_credo(register: Register, home: Path, *args: str) -> subprocess.Complete
     )
 
 
+# The command end to end, on the production store only: its own JVM takes 20 s, and the
+# tests above run the same rescore in process on both stores.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_credo_rescore_engine_spark_stores_the_worked_example(
     register: Register, tmp_path: Path
 ) -> None:

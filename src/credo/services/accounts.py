@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,15 +25,30 @@ from credo.domain.errors import (
     ValidationError,
 )
 from credo.services.register import Register
+from credo.settings import Settings
 from credo.store import audit, repository
 from credo.store.tables import login_attempts, sessions, users
 
 WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_CLIENT = 20
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so both paths take the same time.
-_DUMMY = _hasher.hash("credo-no-such-user")
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    """Argon2id with the cost the settings give (CREDO_PASSWORD_*)."""
+    settings = Settings()
+    return PasswordHasher(
+        time_cost=settings.password_time_cost,
+        memory_cost=settings.password_memory_kib,
+        parallelism=settings.password_parallelism,
+    )
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when the username is unknown, so both paths take the same time."""
+    return _hasher().hash("credo-no-such-user")
 
 
 class Role(StrEnum):
@@ -110,7 +126,7 @@ def add_user(
         result = conn.execute(
             insert(users).values(
                 username=username,
-                password_hash=_hasher.hash(password),
+                password_hash=_hasher().hash(password),
                 role=role,
                 subject_id=subject_id,
                 authority_id=authority_id,
@@ -162,7 +178,10 @@ def login(
         row = conn.execute(select(users).where(users.c.username == username)).first()
         ok = False
         try:
-            ok = _hasher.verify(row.password_hash if row else _DUMMY, password) and row is not None
+            ok = (
+                _hasher().verify(row.password_hash if row else _dummy(), password)
+                and row is not None
+            )
         except (VerificationError, InvalidHashError):
             ok = False
         ok = ok and row is not None and not row.disabled

@@ -13,8 +13,8 @@ transaction, so the snapshot becomes exactly what that transaction sees:
   objection of the entry's subject (a decision revokes, repairs or corrects all versions of
   one reference, and all versions of a reference belong to one subject);
 - `policy.activated`: the version it activated and the categories whose ends it rewrote;
-- writes that cannot change a score (`IGNORED`: inquiries, rescoring, keys, users, exports,
-  repair and review requests) are not even read.
+- writes that cannot change a score (`IGNORED`: inquiries, rescoring, partitioning, keys,
+  users, exports, repair and review requests) are not even read.
 
 Any other action asks for a fresh read.
 """
@@ -39,6 +39,7 @@ IGNORED = (
     "inquiry.made",
     "register.rescored",
     "register.swept",
+    "register.partitioned",  # moves rows between tables, changes none
     "file.exported",
     "key.created",
     "key.revoked",
