@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
+
+from sqlalchemy import text
 
 from credo.demo import example_policy_text
 from credo.services.importing import ImportReport, import_records
@@ -12,6 +14,7 @@ from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import SourceRow
 from credo.services.subjects import import_subjects
+from credo.store.db import is_sqlite
 
 WORKED_POLICY = """
 [policy]
@@ -204,3 +207,17 @@ id = "hr"
 name = "Personnel"
 may_file = ["employment"]
 {categories}"""
+
+
+def wipe(register: Register, tables: Sequence[str]) -> None:
+    """Empty these tables behind the application's back (a property test's fresh start),
+    and the filing keys of a register partitioned by subject (`record_refs`) with them."""
+    with register.write() as conn:
+        for table in tables:
+            conn.execute(text(f"DELETE FROM {table}"))
+        partitioned = (
+            not is_sqlite(conn)
+            and conn.execute(text("SELECT to_regclass('record_refs') IS NOT NULL")).scalar()
+        )
+        if "records" in tables and partitioned:
+            conn.execute(text("DELETE FROM record_refs"))

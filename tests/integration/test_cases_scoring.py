@@ -29,7 +29,7 @@ from credo.services.register import Register
 from credo.store.rescore import rescore_all
 from credo.store.tables import records
 from tests.conftest import TODAY
-from tests.factories import file_rows, record, seed_register
+from tests.factories import file_rows, record, seed_register, wipe
 
 # Objections are due after ten days; court.minor and tax.arrears are not suspended while
 # disputed, only once the objection is overdue.
@@ -460,9 +460,7 @@ Case = tuple[int, str, int, int | None, int]
 
 
 def _wipe(register: Register) -> None:
-    with register.write() as conn:
-        for table in TABLES:
-            conn.execute(text(f"DELETE FROM {table}"))
+    wipe(register, TABLES)
 
 
 def _current(register: Register, reference: str) -> Any:

@@ -29,7 +29,7 @@ from credo.services.subjects import import_subjects
 from credo.store.partitions import TABLES, partitioning
 from credo.store.rescore import rescore_all
 from tests.conftest import PARTITIONS, TODAY
-from tests.factories import example_policy, file_rows, record, rows, seed_register
+from tests.factories import example_policy, file_rows, record, rows, seed_register, wipe
 
 pytestmark = pytest.mark.postgres
 
@@ -190,11 +190,8 @@ def test_sql_rescore_equals_pure_scorer_when_partitioned(
     partitioned_register: Register, records: list[tuple[str, int, int]], as_of_offset: int
 ) -> None:
     register = partitioned_register
-    with register.write() as conn:
-        for table in ("standings", "notices", "records", "record_refs", "subjects"):
-            conn.execute(text(f"DELETE FROM {table}"))
-        for table in ("batches", "audit_entries", "policy_versions", "register_state"):
-            conn.execute(text(f"DELETE FROM {table}"))
+    wiped = ("standings", "notices", "records", "subjects", "batches", "audit_entries")
+    wipe(register, (*wiped, "policy_versions", "register_state"))
     seed_register(register, subjects=6)
     by_authority: dict[str, list[dict[str, object]]] = {}
     for n, (authority, subject, days) in enumerate(records):

@@ -13,7 +13,14 @@ from credo.services.filing import subject_standing
 from credo.services.register import Register
 from credo.store.rescore import rescore_all
 from tests.conftest import TODAY
-from tests.factories import WORKED_POLICY, example_policy, file_rows, record, seed_register
+from tests.factories import (
+    WORKED_POLICY,
+    example_policy,
+    file_rows,
+    record,
+    seed_register,
+    wipe,
+)
 
 CATEGORIES = {
     "city-court": ["court.order_defiance"],
@@ -56,8 +63,9 @@ def _stored_vs_pure(register: Register, as_of: date) -> list[tuple[object, ...]]
 def test_sql_rescore_equals_pure_scorer_on_random_registers(
     register: Register, records: list[tuple[str, int, int]], as_of_offset: int
 ) -> None:
-    with register.write() as conn:
-        for table in (
+    wipe(
+        register,
+        (
             "standings",
             "notices",
             "cases",
@@ -68,8 +76,8 @@ def test_sql_rescore_equals_pure_scorer_on_random_registers(
             "audit_entries",
             "policy_versions",
             "register_state",
-        ):
-            conn.execute(text(f"DELETE FROM {table}"))
+        ),
+    )
     seed_register(register, subjects=6)
     by_authority: dict[str, list[dict[str, object]]] = {}
     for n, (authority, subject, days) in enumerate(records):

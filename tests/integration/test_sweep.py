@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from credo.clock import FixedDateClock
 from credo.domain.errors import ConflictError
@@ -21,7 +21,7 @@ from credo.services.register import Register
 from credo.services.sweep import sweep
 from credo.store.tables import audit_entries, notices, records, standings
 from tests.conftest import TODAY
-from tests.factories import WORKED_POLICY, file_rows, record, seed_register
+from tests.factories import WORKED_POLICY, file_rows, record, seed_register, wipe
 
 # The worked policy, with tax arrears suspended only once an objection is overdue.
 LENIENT_TAX = WORKED_POLICY.replace(
@@ -245,9 +245,7 @@ def test_sweeps_keep_every_stored_standing_equal_to_the_pure_scorer(
     objected: list[int],
     steps: list[tuple[int, tuple[str, int] | None]],
 ) -> None:
-    with register.write() as conn:
-        for table in TABLES:
-            conn.execute(text(f"DELETE FROM {table}"))
+    wipe(register, TABLES)
     clock.day = TODAY
     seed_register(register, subjects=8, policy=LENIENT_TAX)
     for n, (category, subject, days_before) in enumerate(filed):
