@@ -3,8 +3,11 @@
 - Unit tests (tests/unit) build policies and records in memory: no database, no clock.
 - Integration and API tests get a real store through `register`, parametrised over SQLite
   (a file under tmp_path) and PostgreSQL (a fresh schema per test in the database named by
-  CREDO_TEST_POSTGRES_URL). PostgreSQL is never mocked: without a server the PostgreSQL
-  cases skip with one line saying why, and under CI=true they fail loudly instead.
+  CREDO_TEST_POSTGRES_URL, created from the DDL of a schema the migrations built once per
+  session). PostgreSQL is never mocked: without a server the PostgreSQL cases skip with
+  one line saying why, and under CI=true they fail loudly instead.
+- CREDO_TEST_PARTITIONS=N runs every PostgreSQL test on a register hash-partitioned by
+  subject into N partitions (`credo partition`).
 - The clock is a FixedDateClock on TODAY unless a test moves it.
 - The example policy and small factories live in tests/factories.py.
 """

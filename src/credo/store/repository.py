@@ -85,14 +85,33 @@ def existing_references(
     """Of these references, those the authority already filed, with their first row hash."""
     clause, many = _many(conn, references)
     op = "IN" if is_sqlite(conn) else "="
-    rows = conn.execute(
-        text(
+    if _keys_in_record_refs(conn):
+        # Partitioned by subject: the filing key is record_refs' primary key, and each match
+        # reads one partition of records (by id and subject), not all of them.
+        sql = (
+            "SELECT k.reference, r.row_hash FROM record_refs k JOIN records r "
+            "ON r.id = k.record_id AND r.subject_id = k.subject_id "
+            f"WHERE k.authority_id = :a AND k.version = 1 AND k.reference {op} {clause}"
+        )
+    else:
+        sql = (
             "SELECT reference, row_hash FROM records WHERE authority_id = :a AND version = 1 "
             f"AND reference {op} {clause}"
-        ),
-        {"a": authority_id, "many": many},
-    )
+        )
+    rows = conn.execute(text(sql), {"a": authority_id, "many": many})
     return {r[0]: r[1] for r in rows}
+
+
+def _keys_in_record_refs(conn: Connection) -> bool:
+    """Whether the register is partitioned by subject (`credo partition`), so that filing
+    keys live in `record_refs`; asked once per database connection."""
+    if is_sqlite(conn):
+        return False
+    info = conn.connection.info
+    if "credo_record_refs" not in info:
+        found = conn.execute(text("SELECT to_regclass('record_refs') IS NOT NULL")).scalar()
+        info["credo_record_refs"] = bool(found)
+    return bool(info["credo_record_refs"])
 
 
 def insert_rows(
