@@ -2,6 +2,8 @@
 
 The register is partitioned loaded and empty; on both, filing, idempotent re-imports,
 lookups, rescoring, cases and `credo audit verify` must behave exactly as unpartitioned.
+The set-based rescore's property test on a partitioned register is in
+test_rescore_agrees_with_scorer.py.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -29,7 +29,7 @@ from credo.services.subjects import import_subjects
 from credo.store.partitions import TABLES, partitioning
 from credo.store.rescore import rescore_all
 from tests.conftest import PARTITIONS, TODAY
-from tests.factories import example_policy, file_rows, record, rows, seed_register, wipe
+from tests.factories import example_policy, file_rows, record, rows, seed_register
 
 pytestmark = pytest.mark.postgres
 
@@ -166,53 +166,3 @@ def test_cases_on_a_partitioned_register(partitioned_register: Register) -> None
             == 1000
         )
     _verified(register)
-
-
-CATEGORIES = {
-    "city-court": "court.order_defiance",
-    "city-tax": "tax.arrears",
-    "city-civil": "civic.volunteering",
-    "city-personnel": "employment.commendation",
-}
-
-
-@settings(
-    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    records=st.lists(
-        st.tuples(st.sampled_from(sorted(CATEGORIES)), st.integers(1, 6), st.integers(0, 1460)),
-        max_size=30,
-    ),
-    as_of_offset=st.integers(-1460, 1095),
-)
-def test_sql_rescore_equals_pure_scorer_when_partitioned(
-    partitioned_register: Register, records: list[tuple[str, int, int]], as_of_offset: int
-) -> None:
-    register = partitioned_register
-    wiped = ("standings", "notices", "records", "subjects", "batches", "audit_entries")
-    wipe(register, (*wiped, "policy_versions", "register_state"))
-    seed_register(register, subjects=6)
-    by_authority: dict[str, list[dict[str, object]]] = {}
-    for n, (authority, subject, days) in enumerate(records):
-        by_authority.setdefault(authority, []).append(
-            record(f"R{n}", f"s-{subject:03d}", CATEGORIES[authority], TODAY - timedelta(days=days))
-        )
-    for authority, items in by_authority.items():
-        assert file_rows(register, authority, items).rejected == 0
-    as_of = TODAY + timedelta(days=as_of_offset)
-    with register.write() as conn:
-        version_id, policy = register.active_policy(conn)
-        rescore_all(conn, policy, version_id, as_of, register.clock.now())
-        stored = conn.execute(
-            text("SELECT subject_id, score, grade, lists, measures FROM standings")
-        ).all()
-        assert len(stored) == 6
-        for row in stored:
-            pure = subject_standing(conn, policy, row.subject_id, as_of)
-            assert tuple(row[1:]) == (
-                pure.score,
-                pure.grade,
-                ",".join(pure.lists),
-                ",".join(pure.measures),
-            ), row.subject_id

@@ -53,14 +53,7 @@ def _stored_vs_pure(register: Register, as_of: date) -> list[tuple[object, ...]]
     return mismatches
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    records=st.lists(record_strategy, max_size=40),
-    as_of_offset=st.integers(-4 * 365, 3 * 365),
-)
-def test_sql_rescore_equals_pure_scorer_on_random_registers(
+def _random_register_agrees(
     register: Register, records: list[tuple[str, int, int]], as_of_offset: int
 ) -> None:
     wipe(
@@ -89,6 +82,30 @@ def test_sql_rescore_equals_pure_scorer_on_random_registers(
         report = file_rows(register, authority, items)
         assert report.rejected == 0
     assert _stored_vs_pure(register, TODAY + timedelta(days=as_of_offset)) == []
+
+
+RANDOM_REGISTERS = given(
+    records=st.lists(record_strategy, max_size=40),
+    as_of_offset=st.integers(-4 * 365, 3 * 365),
+)
+FIXTURE_PER_EXAMPLE = [HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURE_PER_EXAMPLE)
+@RANDOM_REGISTERS
+def test_sql_rescore_equals_pure_scorer_on_random_registers(
+    register: Register, records: list[tuple[str, int, int]], as_of_offset: int
+) -> None:
+    _random_register_agrees(register, records, as_of_offset)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE_PER_EXAMPLE)
+@RANDOM_REGISTERS
+def test_sql_rescore_equals_pure_scorer_when_partitioned_by_subject(
+    partitioned_register: Register, records: list[tuple[str, int, int]], as_of_offset: int
+) -> None:
+    """The same on PostgreSQL hash-partitioned by subject (`credo partition`)."""
+    _random_register_agrees(partitioned_register, records, as_of_offset)
 
 
 def test_sql_rescore_equals_pure_scorer_on_the_example_policy(register: Register) -> None:
