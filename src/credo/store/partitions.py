@@ -161,6 +161,11 @@ def _partition_table(conn: Connection, table: str, key: str, modulus: int) -> in
                 text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" PRIMARY KEY ({", ".join(cols)})')
             )
         elif kind == "u" and key not in columns:
+            if table != "records":  # only the filing key has a global home (record_refs)
+                raise ConflictError(
+                    f"{table}.{name}: a unique key without {key} cannot hold on a table "
+                    "partitioned by subject; nothing was changed"
+                )
             conn.execute(text(f'CREATE INDEX "{name}" ON {table} ({", ".join(columns)})'))
         elif kind in ("u", "f"):
             conn.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
