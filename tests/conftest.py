@@ -168,7 +168,8 @@ def partitioned_register(
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    """A fresh, empty database of each kind."""
+    """A fresh database of each kind: an empty SQLite file, or a PostgreSQL schema at the
+    newest revision (empty for a test marked `empty_schema`)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/credo.sqlite3"
     url: str = request.getfixturevalue("pg_url")

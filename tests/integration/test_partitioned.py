@@ -31,8 +31,6 @@ from credo.store.rescore import rescore_all
 from tests.conftest import PARTITIONS, TODAY
 from tests.factories import example_policy, file_rows, record, rows, seed_register
 
-pytestmark = pytest.mark.postgres
-
 SHAPE = synthetic.Shape(subjects=200, records=2_000, today=TODAY, seed=11)
 
 
@@ -97,6 +95,7 @@ def test_partitioning_a_loaded_register_keeps_every_row_and_standing(
     assert _state(register) == before
 
 
+@pytest.mark.postgres
 def test_a_partitioned_register_files_once_and_answers(
     partitioned_register: Register,
 ) -> None:
@@ -144,6 +143,7 @@ def test_a_partitioned_register_files_once_and_answers(
     _verified(register)
 
 
+@pytest.mark.postgres
 def test_cases_on_a_partitioned_register(partitioned_register: Register) -> None:
     register = partitioned_register
     seed_register(register)

@@ -104,14 +104,10 @@ def existing_references(
 
 def _keys_in_record_refs(conn: Connection) -> bool:
     """Whether the register is partitioned by subject (`credo partition`), so that filing
-    keys live in `record_refs`; asked once per database connection."""
+    keys live in `record_refs` (one catalog lookup per batch of references)."""
     if is_sqlite(conn):
         return False
-    info = conn.connection.info
-    if "credo_record_refs" not in info:
-        found = conn.execute(text("SELECT to_regclass('record_refs') IS NOT NULL")).scalar()
-        info["credo_record_refs"] = bool(found)
-    return bool(info["credo_record_refs"])
+    return bool(conn.execute(text("SELECT to_regclass('record_refs') IS NOT NULL")).scalar())
 
 
 def insert_rows(
