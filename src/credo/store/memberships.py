@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.policy import AnyOf, Policy
-from credo.store import audit
+from credo.store import audit, repository
 from credo.store.db import dateparam, is_sqlite
 from credo.store.tables import list_periods, measure_events, measure_periods
 
@@ -218,6 +218,7 @@ def track_fresh(
     """`track` set-based, for a rescore whose new standings are in `credo_fresh`."""
     conn.execute(text("DROP TABLE IF EXISTS credo_moved"))
     conn.execute(text(_CHANGED))
+    repository.refresh_statistics(conn, "credo_moved")  # a temp table: see rescore._rescore
     t = {"t": dateparam(conn, as_of), "pv": policy_version_id, "now": now}
     first = _next_id(conn, "list_periods", "id")
     for rule in policy.lists:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from credo.domain.guard import Context
 from credo.domain.policy import AnyOf, ListRule, ListTrigger, Policy
-from credo.store import memberships
+from credo.store import memberships, repository
 from credo.store.db import dateparam, is_sqlite
 
 
@@ -271,6 +271,8 @@ def rescore(
         )
 
 
+# What the storing steps join the changed subjects against (see refresh_stale_statistics).
+MEMBERSHIP_TABLES = ("list_periods", "measure_periods")
 RESCORE_CACHE_KIB = 16_384  # SQLite's page cache while rescoring (see _rescore_cache)
 
 
@@ -317,6 +319,11 @@ def _rescore(
         sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
         conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
         conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
+    # Autovacuum never analyzes temporary tables: without statistics the planner takes the
+    # changed subjects for one row and walks list_periods once per subject (a rescore on a
+    # later day, 40k subjects leaving a list of 200k, took 101 s in one UPDATE instead of 0.2).
+    repository.refresh_statistics(conn, "credo_fresh")
+    repository.refresh_stale_statistics(conn, *MEMBERSHIP_TABLES)
     memberships.track_fresh(conn, policy, policy_version_id, as_of, now)
     if notify is None:
         conn.execute(text(_NOTICES), {"now": now})
