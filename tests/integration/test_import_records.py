@@ -343,6 +343,19 @@ def test_rerunning_the_same_file_stores_nothing_twice(
     assert count(register, records) == 3
 
 
+def test_a_row_refused_after_validation_keeps_its_fields_for_the_rejects_file(
+    register: Register, tmp_path: Path
+) -> None:
+    seed_register(register)
+    summary = "tab\there, back\\slash"
+    unknown = record("B-who", "s-999", "court.order_defiance", "2026-01-10", summary=summary)
+    _, rejects = import_file(register, write_csv(tmp_path / "a.csv", [unknown]))
+    assert_rejected(rejects, 2, "subject_id", "s-999")
+    assert rejects[2].raw == (
+        f"B-who,s-999,court.order_defiance,2026-01-10,,Test Law art. 1,{summary},,"
+    )
+
+
 def test_the_same_reference_with_other_content_is_refused(
     register: Register, tmp_path: Path
 ) -> None:

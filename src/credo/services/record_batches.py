@@ -72,7 +72,12 @@ ROW_COLUMNS = (
 
 @dataclass
 class Prepared:
-    """One batch after validation: rows ready to store, and the rows refused."""
+    """One batch after validation: rows ready to store, and the rows refused.
+
+    With `copy` (PostgreSQL), each row keeps only its key fields (reference, subject, row
+    hash, at their usual positions) and the rest lives in its COPY line: a worker process
+    sends half the objects back, and pickling them cost more than validating.
+    """
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
@@ -103,34 +108,48 @@ def prepare_batch(
             out.rejects.append(Reject(row.line, rec, raw_text(row)))
             continue
         ends = categories[rec.category].valid_for.add_to(rec.decided_on)
-        out.rows.append(
-            (
-                rec.authority_id,
-                rec.reference,
-                1,
-                rec.subject_id,
-                rec.category,
-                rec.decided_on.isoformat(),
-                rec.occurred_on.isoformat() if rec.occurred_on else None,
-                rec.legal_basis,
-                rec.summary,
-                None if rec.amount is None else str(rec.amount),
-                rec.evidence_uri,
-                rec.content_hash(),
-                ends.isoformat(),
-                False,
-            )
+        stored = (
+            rec.authority_id,
+            rec.reference,
+            1,
+            rec.subject_id,
+            rec.category,
+            rec.decided_on.isoformat(),
+            rec.occurred_on.isoformat() if rec.occurred_on else None,
+            rec.legal_basis,
+            rec.summary,
+            None if rec.amount is None else str(rec.amount),
+            rec.evidence_uri,
+            rec.content_hash(),
+            ends.isoformat(),
+            False,
         )
         out.lines.append(row.line)
-        if out.copy is not None:
-            out.copy.append(repository.copy_line(out.rows[-1]))
+        if out.copy is None:
+            out.rows.append(stored)
+        else:
+            out.copy.append(repository.copy_line(stored))
+            out.rows.append(_keys_only(stored))
     return out
 
 
-def _row_text(row: tuple[Any, ...]) -> str:
+def _keys_only(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (None, row[REF], None, row[SUBJECT], *(None,) * 7, row[HASH])
+
+
+_FILE_FIELDS = (1, 3, 4, 5, 6, 7, 8, 9, 10)  # positions of the file's fields in a row
+
+
+def _row_text(prepared: Prepared, at: int) -> str:
     """A stored-to-be row as the file's fields, for the rejects file."""
-    fields = (row[1], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10])
-    return ",".join("" if v is None else str(v) for v in fields)
+    if prepared.copy is None:
+        values = [prepared.rows[at][i] for i in _FILE_FIELDS]
+    else:
+        parts = prepared.copy[at].split("\t")
+        values = [
+            None if parts[i] == "\\N" else repository.copy_unescape(parts[i]) for i in _FILE_FIELDS
+        ]
+    return ",".join("" if v is None else str(v) for v in values)
 
 
 def classify(
@@ -148,7 +167,7 @@ def classify(
         subject_id, reference, row_hash = row[SUBJECT], row[REF], row[HASH]
         if subject_id not in known_subjects:
             problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
-            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
+            _reject(report, on_reject, Reject(line, [problem], _row_text(prepared, at)))
             continue
         previous = filed.get(reference)
         if previous is None:
@@ -164,7 +183,7 @@ def classify(
                 f"{reference!r} is already filed by this authority with different content; "
                 "a changed decision is a correction, not a new filing",
             )
-            _reject(report, on_reject, Reject(line, [problem], _row_text(row)))
+            _reject(report, on_reject, Reject(line, [problem], _row_text(prepared, at)))
     return fresh
 
 

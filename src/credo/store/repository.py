@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -150,6 +151,15 @@ def copy_escape(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     )
+
+
+_COPY_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+_COPY_ESCAPED = re.compile(r"\\(.)")
+
+
+def copy_unescape(value: str) -> str:
+    """The text `copy_escape` escaped."""
+    return _COPY_ESCAPED.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), value)
 
 
 def copy_line(row: tuple[Any, ...]) -> str:

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from credo.store.repository import copy_escape, copy_line
+from credo.store.repository import copy_escape, copy_line, copy_unescape
 
 _UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
 
@@ -35,3 +35,9 @@ def test_text_survives_the_round_trip(values: list[str | None]) -> None:
 @given(st.text())
 def test_copy_escape_is_the_line_writers_escape(value: str) -> None:
     assert copy_line((value,)) == copy_escape(value)
+
+
+@given(st.text())
+def test_copy_unescape_reads_back_what_copy_escape_wrote(value: str) -> None:
+    assert copy_unescape(copy_escape(value)) == value
+    assert copy_unescape(copy_escape(value)) == _field(copy_escape(value))
