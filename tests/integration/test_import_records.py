@@ -606,3 +606,16 @@ def test_a_big_import_leaves_postgresql_with_fresh_statistics(
             )
         analysed = list(conn.execute(text(stats)).scalars())
     assert analysed == ([] if is_sqlite(register.engine) else ["notices", "records"])
+
+
+def test_record_ids_are_fresh_whether_or_not_the_sequence_hands_them_out_in_a_row(
+    register: Register,
+) -> None:
+    with register.write() as conn:
+        alone = repository.new_record_ids(conn, 5)
+        assert alone == list(range(alone[0], alone[0] + 5))
+        if not is_sqlite(conn):  # another filer drawing in between leaves gaps
+            conn.execute(text("ALTER SEQUENCE records_id_seq INCREMENT BY 3"))
+            beside = repository.new_record_ids(conn, 4)
+            assert beside == [beside[0] + 3 * n for n in range(4)]
+            assert beside[0] > alone[-1]

@@ -69,7 +69,7 @@ def file_record(
         version_id, policy = register.active_policy(conn)
         report = ImportReport()
         rejects: list[Reject] = []
-        known = set(repository.existing_subjects(conn, [subject_id]))
+        known = repository.registered_subjects(conn, [subject_id])
         filed = repository.existing_references(conn, authority_id, [reference])
         fresh = classify(prepared, known, filed, report, rejects.append)
         if rejects:

@@ -271,7 +271,7 @@ def _store_into(
         _reject(report, on_reject, reject)
     if not prepared.rows:
         return 0
-    known = set(repository.existing_subjects(conn, (r[SUBJECT] for r in prepared.rows)))
+    known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
     filed = repository.existing_references(conn, authority_id, (r[REF] for r in prepared.rows))
     fresh = classify(prepared, known, filed, report, on_reject, on_accept)
     if fresh:

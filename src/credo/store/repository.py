@@ -80,6 +80,14 @@ def existing_subjects(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
+def registered_subjects(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """Of these subject ids, those registered."""
+    clause, many = _many(conn, ids)
+    op = "IN" if is_sqlite(conn) else "="
+    rows = conn.execute(text(f"SELECT id FROM subjects WHERE id {op} {clause}"), {"many": many})
+    return set(rows.scalars())
+
+
 def existing_references(
     conn: Connection, authority_id: str, references: Iterable[str]
 ) -> dict[str, str]:
@@ -260,10 +268,19 @@ def new_record_ids(conn: Connection, count: int) -> list[int]:
     if is_sqlite(conn):
         first = newest_record_id(conn) + 1
         return list(range(first, first + count))
-    rows = conn.execute(
-        text("SELECT nextval('records_id_seq') FROM generate_series(1, :n)"), {"n": count}
-    )
-    return sorted(int(r[0]) for r in rows)
+    # Alone on the sequence (the usual case) the ids are consecutive, and two numbers say
+    # which; beside another filer they interleave and come back one by one.
+    low, high, spread = conn.execute(
+        text(
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+            "ELSE array_agg(v ORDER BY v) END "
+            "FROM (SELECT nextval('records_id_seq') AS v FROM generate_series(1, :n)) ids"
+        ),
+        {"n": count},
+    ).one()
+    if spread is not None:
+        return [int(v) for v in spread]
+    return list(range(int(low), int(high) + 1))
 
 
 def subject_row(conn: Connection, subject_id: str) -> Any:
