@@ -215,10 +215,16 @@ def _has(column: str, item_id: str) -> str:
 def track_fresh(
     conn: Connection, policy: Policy, policy_version_id: int, as_of: date, now: datetime
 ) -> None:
-    """`track` set-based, for a rescore whose new standings are in `credo_fresh`."""
+    """`track` set-based, for a rescore whose new standings are in `credo_fresh`.
+
+    Leaves the temp table `credo_moved` (the subjects whose lists or measures changed, with
+    both sides as ",a,b,") for the caller's notices; the caller drops it.
+    """
     conn.execute(text("DROP TABLE IF EXISTS credo_moved"))
     conn.execute(text(_CHANGED))
-    repository.refresh_statistics(conn, "credo_moved")  # a temp table: see rescore._rescore
+    # Autovacuum never analyzes a temporary table; without statistics the planner takes
+    # the changed subjects for a handful and loops over them (see rescore._rescore).
+    repository.refresh_statistics(conn, "credo_moved")
     t = {"t": dateparam(conn, as_of), "pv": policy_version_id, "now": now}
     first = _next_id(conn, "list_periods", "id")
     for rule in policy.lists:
@@ -306,7 +312,6 @@ def track_fresh(
         text(f"{ended}(SELECT subject_id FROM credo_moved) AND measure_id NOT IN ({known})"),
         t,
     )
-    conn.execute(text("DROP TABLE credo_moved"))
 
 
 def _q(value: str) -> str:

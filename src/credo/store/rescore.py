@@ -234,14 +234,17 @@ _UPSERT = (
     "grade = excluded.grade, lists = excluded.lists, measures = excluded.measures, "
     "as_of = excluded.as_of, policy_version_id = excluded.policy_version_id"
 )
-# A notice for every subject whose lists or measures changed; before/after hold
-# "lists|measures" and the text is rendered when the notice is read or sent.
+# A notice for every subject whose lists or measures changed (memberships left them in
+# credo_moved as ",a,b,"); before/after hold "lists|measures" and the text is rendered when
+# the notice is read or sent.
 _NOTICES = (
     "INSERT INTO notices (subject_id, kind, before, after, created_at, status, attempts) "
-    "SELECT f.subject_id, 'standing.changed', "
-    "COALESCE(s.lists, '') || '|' || COALESCE(s.measures, ''), f.lists || '|' || f.measures, "
-    ":now, 'pending', 0 FROM credo_fresh f LEFT JOIN standings s ON s.subject_id = f.subject_id "
-    "WHERE COALESCE(s.lists, '') <> f.lists OR COALESCE(s.measures, '') <> f.measures"
+    "SELECT subject_id, 'standing.changed', "
+    "substr(old_lists, 2, length(old_lists) - 2) || '|' "
+    "|| substr(old_measures, 2, length(old_measures) - 2), "
+    "substr(new_lists, 2, length(new_lists) - 2) || '|' "
+    "|| substr(new_measures, 2, length(new_measures) - 2), "
+    ":now, 'pending', 0 FROM credo_moved ORDER BY subject_id"
 )
 
 
@@ -319,16 +322,16 @@ def _rescore(
         sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
         conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
         conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
-    # Autovacuum never analyzes temporary tables: without statistics the planner takes the
-    # changed subjects for one row and walks list_periods once per subject (a rescore on a
-    # later day, 40k subjects leaving a list of 200k, took 101 s in one UPDATE instead of 0.2).
-    repository.refresh_statistics(conn, "credo_fresh")
+    # Planned without statistics, the membership steps walked list_periods once per changed
+    # subject (a rescore on a later day, 42k of 200k subjects moving: over 100 s in one
+    # UPDATE instead of 0.4): see refresh_stale_statistics.
     repository.refresh_stale_statistics(conn, *MEMBERSHIP_TABLES)
     memberships.track_fresh(conn, policy, policy_version_id, as_of, now)
     if notify is None:
         conn.execute(text(_NOTICES), {"now": now})
     else:
         notify(conn)
+    conn.execute(text("DROP TABLE credo_moved"))
     if scope is None:
         conn.execute(text("DELETE FROM standings" if is_sqlite(conn) else "TRUNCATE standings"))
         result = conn.execute(
