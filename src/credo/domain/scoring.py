@@ -110,11 +110,15 @@ def tally(policy: Policy, effective: Sequence[RecordFacts]) -> Tally:
                 capped=counted != category.points,
             )
         )
+    score, grade, lists = _judge(policy, sum(running.values()), {r.category for r in effective})
+    return Tally(score=score, grade=grade, lists=lists, explanation=tuple(lines))
+
+
+def _judge(policy: Policy, points: int, present: set[str]) -> tuple[int, str, tuple[str, ...]]:
+    """Score, grade and lists from the capped points and the categories that count."""
     header = policy.policy
-    raw = header.base_score + sum(running.values())
-    score = min(max(raw, header.score_min), header.score_max)
+    score = min(max(header.base_score + points, header.score_min), header.score_max)
     grade = next((g.name for g in policy.grades if g.min <= score), policy.grades[-1].name)
-    present = {r.category for r in effective}
     on: dict[str, bool] = {}
     for rule in policy.lists_in_evaluation_order:
         holds = any(
@@ -124,8 +128,15 @@ def tally(policy: Policy, effective: Sequence[RecordFacts]) -> Tally:
             for cond in rule.when
         )
         on[rule.id] = holds and not any(on[other] for other in rule.excludes)
-    lists = tuple(rule.id for rule in policy.lists if on[rule.id])
-    return Tally(score=score, grade=grade, lists=lists, explanation=tuple(lines))
+    return score, grade, tuple(rule.id for rule in policy.lists if on[rule.id])
+
+
+def _capped(points: int, cap: int | None, count: int) -> int:
+    """`count` records of a category together: n x points, held at the cap (DESIGN 5.3)."""
+    total = count * points
+    if cap is None:
+        return total
+    return max(total, cap) if cap < 0 else min(total, cap)
 
 
 def restricted(
@@ -138,19 +149,30 @@ def restricted(
 
 
 def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tuple[str, ...]:
-    """Every measure whose trigger holds on the standing of its own contexts alone."""
+    """Every measure whose trigger holds on the standing of its own contexts alone.
+
+    Each distinct set of contexts is judged once, from the effective records' counts per
+    category (the points of a category depend only on how many of its records count).
+    """
+    categories = policy.category_by_id
+    counts: dict[str, int] = {}
+    for record in effective:
+        counts[record.category] = counts.get(record.category, 0) + 1
     applied: list[str] = []
-    cache: dict[frozenset[Context], Tally] = {}
+    cache: dict[frozenset[Context], tuple[str, tuple[str, ...]]] = {}
     for measure in policy.measures:
         key = frozenset(measure.contexts)
         if key not in cache:
-            cache[key] = tally(policy, restricted(policy, effective, key))
-        seen = cache[key]
+            present = {c for c in counts if categories[c].context in key}
+            points = sum(
+                _capped(categories[c].points, categories[c].cap, counts[c]) for c in present
+            )
+            _, grade, lists = _judge(policy, points, present)
+            cache[key] = (grade, lists)
+        grade, lists = cache[key]
         trigger = measure.trigger
         holds = (
-            trigger.list in seen.lists
-            if isinstance(trigger, ListTrigger)
-            else seen.grade in trigger.grade_in
+            trigger.list in lists if isinstance(trigger, ListTrigger) else grade in trigger.grade_in
         )
         if holds:
             applied.append(measure.id)
