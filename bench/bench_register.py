@@ -8,7 +8,8 @@ subjects and M records filed by one authority, then measures on each engine:
 2. full rescore: credo's `rescore_everyone` beside a hand-written GROUP BY rescore;
 3. standing lookups: `subject_standing` p50/p99 beside a hand-written query and scorer,
    right after the rescores (cold: credo looks up first) and again on a settled server
-   (checkpointed, the records table and its subject index read once).
+   (checkpointed, the records table and its subject index read once);
+4. a full rescore 180 days later, when records have ended and many subjects change lists.
 
 Run from the repository root with the project's interpreter:
 
@@ -36,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,8 @@ SELECT subject_id, score, CASE {grades} ELSE '{policy.grades[-1].name}' END AS g
 """
 
 
+LATER_DAYS = 180
+NOTICE_COUNT_SQL = "SELECT COUNT(*) FROM notices WHERE kind = 'standing.changed'"
 CHECK_SQL = """
 SELECT COUNT(*), COALESCE(SUM(CASE WHEN h.subject_id IS NULL OR h.score <> s.score
                                    OR h.grade <> s.grade THEN 1 ELSE 0 END), 0)
@@ -752,6 +755,15 @@ def bench_engine(
                 f"lookups: {bad_credo} credo and {bad_hand} hand-written standings differ "
                 "from the stored standings"
             )
+
+        # 4. a rescore on a later day, where records have ended and many subjects change
+        # lists and measures (the daily sweep after a long pause, or a first rescore)
+        later = TODAY + timedelta(days=LATER_DAYS)
+        log(f"{engine.name}: full rescore as of {later} ({LATER_DAYS} days later)")
+        before = engine.query(NOTICE_COUNT_SQL)[0][0]
+        seconds, _ = timed(lambda: rescore_everyone(register, later, actor="bench"))
+        v["later_rescore_s"] = round(seconds, 3)
+        v["later_rescore_changed"] = int(engine.query(NOTICE_COUNT_SQL)[0][0]) - int(before)
     finally:
         register.engine.dispose()
 
@@ -821,6 +833,8 @@ ROWS = [
     ("settled: credo lookup p99 us", "settled_lookup_p99_us", "{:.1f}"),
     ("settled: hand lookup p50 us", "settled_hand_lookup_p50_us", "{:.1f}"),
     ("settled: hand lookup p99 us", "settled_hand_lookup_p99_us", "{:.1f}"),
+    ("credo rescore 180 days later, s", "later_rescore_s", "{:.3f}"),
+    ("  subjects whose lists/measures changed", "later_rescore_changed", "{:,}"),
     ("credo subjects import, s", "subjects_import_s", "{:.2f}"),
     ("credo database, MB", "database_mb", "{:.0f}"),
 ]
