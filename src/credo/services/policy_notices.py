@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from credo.domain.policy import Policy
 from credo.domain.policy_diff import ItemChange, PolicyDiff, render
+from credo.store import repository
 from credo.store.db import dateparam
 from credo.store.tables import notices
 
@@ -62,6 +63,9 @@ def activation_notices(
     def write(conn: Connection) -> None:
         conn.execute(text("DROP TABLE IF EXISTS credo_changed"))
         conn.execute(text(_CHANGED))
+        # A temporary table: autovacuum never analyzes it, and it is joined to the records
+        # below (see repository.refresh_stale_statistics).
+        repository.refresh_statistics(conn, "credo_changed")
         changed = list(conn.execute(text("SELECT * FROM credo_changed")))
         if not changed:
             conn.execute(text("DROP TABLE credo_changed"))
