@@ -216,13 +216,14 @@ def refresh_statistics(conn: Connection, *tables: str) -> None:
         conn.execute(text(f"ANALYZE {table}"))
 
 
-# Tables whose statistics are stale by autovacuum's own rule (more rows changed since the
-# last ANALYZE than 50 plus a tenth of the table), counting a partitioned table's parts.
+# Whether a table's statistics are stale by autovacuum's own rule (more rows changed since
+# the last ANALYZE than 50 plus a tenth of the table); a partitioned table is judged whole,
+# over its partitions, as its ANALYZE covers them all.
 _STALE = text(
-    "SELECT count(*) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
-    "WHERE (s.relid = to_regclass(:t) OR s.relid IN "
-    "(SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(:t))) "
-    "AND s.n_mod_since_analyze > 50 + 0.1 * GREATEST(c.reltuples, 0)"
+    "SELECT COALESCE(sum(s.n_mod_since_analyze) > 50 + 0.1 * sum(GREATEST(c.reltuples, 0)), "
+    "false) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+    "WHERE c.relkind <> 'p' AND (s.relid = to_regclass(:t) OR s.relid IN "
+    "(SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(:t)))"
 )
 
 
