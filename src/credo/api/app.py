@@ -26,6 +26,7 @@ from credo.api import (
     users,
 )
 from credo.api.ratelimit import RateLimit
+from credo.api.standing_fast import StandingFastPath
 from credo.services.register import Register
 from credo.store.hotpath import close_async
 
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(promotions.router)
     app.include_router(public.router)
     app.include_router(policies.router)
+    app.add_middleware(StandingFastPath)  # added first, so inside the header middlewares
     from credo import web
 
     web.install(app, idle_minutes=settings.session_idle_minutes)  # pages, headers, error pages
