@@ -166,6 +166,15 @@ def partitioned_register(
     reg.engine.dispose()
 
 
+@pytest.fixture
+def pg_register(pg_url: str, clock: FixedDateClock, tmp_path: object) -> Iterator[Register]:
+    """A migrated, empty register on PostgreSQL only (for what only PostgreSQL does: the API's
+    event-loop hot path, the planner's statistics)."""
+    reg = build_register(Settings(home=tmp_path, database_url=pg_url), clock=clock)  # type: ignore[arg-type]
+    yield reg
+    reg.engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     """A fresh database of each kind: an empty SQLite file, or a PostgreSQL schema at the

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from credo.bootstrap import build_register
-from credo.clock import FixedDateClock
 from credo.services.audit_verify import verify_audit
 from credo.services.inquiries import InquiryLog, inquiry_log
 from credo.services.keys import add_key
 from credo.services.register import Register
 from credo.services.standing import query_standing, query_standing_async
-from credo.settings import Settings
 from credo.store.hotpath import close_async
 from credo.store.tables import audit_entries, inquiries
 from tests.factories import file_rows, record, seed_register
@@ -124,15 +119,6 @@ def _async_lookups(register: Register, key: str, subject_ids: list[str]) -> list
     # On a thread of its own: an earlier test (the browser's) may leave a loop running here.
     with ThreadPoolExecutor(1) as thread:
         return thread.submit(lambda: asyncio.run(run())).result()
-
-
-@pytest.fixture
-def pg_register(pg_url: str, clock: FixedDateClock, tmp_path: Path) -> Iterator[Register]:
-    """A register on PostgreSQL only: the event-loop path is PostgreSQL's (SQLite lookups
-    run in threads, as above)."""
-    register = build_register(Settings(home=tmp_path, database_url=pg_url), clock=clock)
-    yield register
-    register.engine.dispose()
 
 
 def test_concurrent_lookups_on_the_event_loop_log_one_inquiry_each(pg_register: Register) -> None:

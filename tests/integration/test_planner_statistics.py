@@ -9,16 +9,12 @@ over it once per row (a rescore on a later day went from 8 s to minutes at 200k 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from credo.bootstrap import build_register
-from credo.clock import FixedDateClock
 from credo.services.register import Register
-from credo.settings import Settings
 from credo.store.repository import refresh_stale_statistics
 from credo.store.rescore import rescore_all
 from tests.conftest import TODAY
@@ -84,13 +80,6 @@ def test_only_tables_autovacuum_would_analyze_are_analyzed(pg_url: str) -> None:
             assert refresh_stale_statistics(conn, "grown", "quiet") == []
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def pg_register(pg_url: str, clock: FixedDateClock, tmp_path: object) -> Iterator[Register]:
-    reg = build_register(Settings(home=tmp_path, database_url=pg_url), clock=clock)  # type: ignore[arg-type]
-    yield reg
-    reg.engine.dispose()
 
 
 def test_a_rescore_analyzes_the_list_periods_it_joins(pg_register: Register) -> None:

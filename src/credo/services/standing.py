@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 from credo.domain.errors import (
@@ -148,13 +149,11 @@ async def query_standing_async(
     authority_id: str | None = None,
     api_key: str | None = None,
 ) -> dict[str, Any]:
-    """`query_standing` on the event loop, PostgreSQL only: the same statement through an
-    async psycopg connection, the same checks, and the loop's own group commit
-    (`AsyncInquiryLog`): no thread between the request and its answer."""
+    """`query_standing` on the event loop, PostgreSQL only: the same lookup, shared with
+    the lookups in flight beside it (`AsyncLookups`), the same checks, and the loop's own
+    group commit (`AsyncInquiryLog`): no thread between the request and its answer."""
     ask = _Ask(subject_id, purpose_id, as_of, authority_id, api_key)
-    async with async_connection(register.engine) as conn:
-        cursor = await conn.execute(_LOOKUP_PG, ask.params())
-        rows = await cursor.fetchall()
+    rows = await async_lookups(register.engine).rows(ask.params())
     version_id = rows[0][0]
     policy = _cached_policy(register, version_id)
     if policy is None and version_id is not None:  # a new version: read it off the loop
@@ -162,6 +161,124 @@ async def query_standing_async(
     shown, inquiry = _answer(register, policy, rows, ask)
     await async_inquiry_log(register.engine).log(inquiry)
     return shown
+
+
+# Several lookups in one statement: the asks as arrays, numbered, each joined to its own
+# key row, subject and records exactly as in _LOOKUP; the rows come back numbered.
+_LOOKUP_MANY = (
+    "WITH ask AS (SELECT * FROM unnest(%s::int[], %s::text[], %s::text[]) "
+    "AS a(n, subject_id, prefix)), "
+    "caller AS (SELECT a.n, a.subject_id AS asked, "
+    "(SELECT id FROM policy_versions WHERE active) AS policy_id, "
+    "(SELECT 1 FROM subjects s WHERE s.id = a.subject_id) AS known, "
+    "k.authority_id, k.key_hash, k.revoked_at "
+    "FROM ask a LEFT JOIN api_keys k ON k.prefix = a.prefix) "
+    "SELECT caller.n, caller.policy_id, caller.known, caller.authority_id, caller.key_hash, "
+    "caller.revoked_at, " + repository.FACTS_COLUMNS + " FROM caller "
+    "LEFT JOIN (" + repository.FACTS_JOIN + ") ON r.subject_id = caller.asked "
+    "ORDER BY caller.n, r.id"
+)
+
+_Params = tuple[str, str | None, str]
+
+
+class AsyncLookups:
+    """Concurrent standing lookups on one event loop share one statement and round trip.
+
+    The group commit of `AsyncInquiryLog`, for reads: each lookup queues its parameters and
+    awaits its rows; one task sends whatever queued meanwhile as one `_LOOKUP_MANY`, then
+    the next batch, and ends when the queue is empty. A lone lookup goes at once, as
+    `_LOOKUP`. On this 2-core machine a round trip to PostgreSQL over TCP costs the client
+    more CPU than the statement costs the server (docs/performance.md), and under load a
+    worker has a dozen lookups waiting at any moment.
+
+    One lookup's rows are exactly what `_LOOKUP` returns for it alone. A batch that fails
+    because the database is away fails each of its lookups with that error (503). Any other
+    failure is one lookup's doing (a value the database refuses, say): the batch is then
+    asked again one lookup at a time, so each gets its own answer or its own error.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: list[tuple[_Params, asyncio.Future[list[Any]]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def rows(self, params: _Params) -> list[Any]:
+        """The rows of `_LOOKUP` for these parameters."""
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((params, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await done
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.MAX_BATCH]
+            del self._queue[: self.MAX_BATCH]
+            try:
+                found = await self._fetch([params for params, _ in batch])
+            except psycopg.OperationalError as exc:  # the database is away: every lookup
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            except Exception as exc:
+                await self._one_by_one(batch, exc)
+            else:
+                for (_, done), rows in zip(batch, found, strict=True):
+                    if not done.done():
+                        done.set_result(rows)
+
+    async def _fetch(self, asks: list[_Params]) -> list[list[Any]]:
+        async with async_connection(self._engine) as conn:
+            if len(asks) == 1:
+                cursor = await conn.execute(_LOOKUP_PG, asks[0])
+                return [await cursor.fetchall()]
+            cursor = await conn.execute(
+                _LOOKUP_MANY,
+                (
+                    list(range(len(asks))),
+                    [subject for subject, _, _ in asks],
+                    [prefix for _, prefix, _ in asks],
+                ),
+            )
+            found: list[list[Any]] = [[] for _ in asks]
+            for row in await cursor.fetchall():
+                found[row[0]].append(row[1:])
+            return found
+
+    async def _one_by_one(
+        self, batch: list[tuple[_Params, asyncio.Future[list[Any]]]], error: Exception
+    ) -> None:
+        if len(batch) == 1:
+            if not batch[0][1].done():
+                batch[0][1].set_exception(error)
+            return
+        for params, done in batch:
+            try:
+                [rows] = await self._fetch([params])
+            except Exception as exc:
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(rows)
+
+
+_async_lookups: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Engine, AsyncLookups]
+] = weakref.WeakKeyDictionary()
+
+
+def async_lookups(engine: Engine) -> AsyncLookups:
+    """The lookup batcher of this PostgreSQL database on the running event loop."""
+    loop = asyncio.get_running_loop()
+    found = _async_lookups.setdefault(loop, weakref.WeakKeyDictionary())
+    lookups = found.get(engine)
+    if lookups is None:
+        lookups = found[engine] = AsyncLookups(engine)
+    return lookups
 
 
 @dataclass(frozen=True)
@@ -178,7 +295,7 @@ class _Ask:
         if (self.authority_id is None) == (self.api_key is None):
             raise ValueError("give exactly one of authority_id and api_key")
 
-    def params(self) -> tuple[str, str | None, str]:
+    def params(self) -> _Params:
         """The lookup statement's parameters (a malformed key is refused here: 401)."""
         prefix = key_prefix(self.api_key) if self.api_key is not None else None
         return (self.subject_id, prefix, self.subject_id)
