@@ -39,7 +39,7 @@ from credo.store.db import is_sqlite
 PREFIX = "/v1/subjects/"
 SUFFIX = "/standing"
 PURPOSE_MAX = 64  # the route's `max_length` for purpose
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _JSON = [(b"content-type", b"application/json")]
 
 
