@@ -8,7 +8,6 @@ failed commit fails the requests of its batch instead of answering them unlogged
 
 from __future__ import annotations
 
-import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,10 +18,9 @@ from credo.services.audit_verify import verify_audit
 from credo.services.inquiries import InquiryLog, inquiry_log
 from credo.services.keys import add_key
 from credo.services.register import Register
-from credo.services.standing import query_standing, query_standing_async
-from credo.store.hotpath import close_async
+from credo.services.standing import query_standing
 from credo.store.tables import audit_entries, inquiries
-from tests.factories import file_rows, record, seed_register
+from tests.factories import file_rows, record, seed_register, standings_on_one_loop
 
 THREADS = 12
 LOOKUPS = 120
@@ -97,30 +95,6 @@ def test_each_register_database_has_its_own_log(register: Register) -> None:
     assert inquiry_log(register) is log
 
 
-def _async_lookups(register: Register, key: str, subject_ids: list[str]) -> list[object]:
-    """Ask for these subjects at once on one event loop; answers or the errors raised."""
-
-    async def run() -> list[object]:
-        try:
-            return await asyncio.gather(
-                *(
-                    query_standing_async(
-                        register, api_key=key, subject_id=sid, purpose_id="promotion-review"
-                    )
-                    for sid in subject_ids
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            # As the app's shutdown does: the loop's pool closes before the loop ends, instead
-            # of having its tasks cancelled by asyncio.run (which could hang on them).
-            await close_async(register.engine)
-
-    # On a thread of its own: an earlier test (the browser's) may leave a loop running here.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(lambda: asyncio.run(run())).result()
-
-
 def test_concurrent_lookups_on_the_event_loop_log_one_inquiry_each(pg_register: Register) -> None:
     register = pg_register
     seed_register(register, subjects=3)
@@ -130,7 +104,7 @@ def test_concurrent_lookups_on_the_event_loop_log_one_inquiry_each(pg_register: 
     key = add_key(register, "city-personnel", actor="test")
     asked = [f"s-00{n % 3 + 1}" for n in range(LOOKUPS)]
 
-    answers = _async_lookups(register, key, asked)
+    answers = standings_on_one_loop(register, [(key, sid) for sid in asked])
 
     assert [a["subject_id"] for a in answers] == asked  # type: ignore[index]
     assert answers[0] == query_standing(  # the same answer as the threaded path
@@ -153,10 +127,10 @@ def test_a_failed_commit_on_the_event_loop_fails_its_requests(
         raise RuntimeError("the disk is full")
 
     monkeypatch.setattr("credo.services.inquiries.write_inquiries_async", broken)
-    answers = _async_lookups(register, key, ["s-001", "s-002"] * 5)
+    answers = standings_on_one_loop(register, [(key, "s-001"), (key, "s-002")] * 5)
     assert all(isinstance(a, RuntimeError) for a in answers), answers
     assert _count(register, inquiries) == 0
     monkeypatch.undo()
-    answers = _async_lookups(register, key, ["s-001"])
+    answers = standings_on_one_loop(register, [(key, "s-001")])
     assert answers[0]["subject_id"] == "s-001"  # type: ignore[index]
     assert _count(register, inquiries) == 1

@@ -8,8 +8,6 @@ PostgreSQL refuses fails alone; and the lookups did share statements.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -20,32 +18,9 @@ from credo.services import standing
 from credo.services.cases import object_to_record
 from credo.services.keys import add_key
 from credo.services.register import Register
-from credo.services.standing import query_standing_async
-from credo.store.hotpath import close_async
-from tests.factories import file_rows, record, seed_register
+from tests.factories import file_rows, record, seed_register, standings_on_one_loop
 
 WRONG_KEY = "credo_000000000000_wrong"
-
-
-def _ask_all(register: Register, asks: list[tuple[str, str]]) -> list[Any]:
-    """Ask every (key, subject) at once on one event loop: answers or the errors raised."""
-
-    async def run() -> list[Any]:
-        try:
-            return await asyncio.gather(
-                *(
-                    query_standing_async(
-                        register, api_key=key, subject_id=sid, purpose_id="promotion-review"
-                    )
-                    for key, sid in asks
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            await close_async(register.engine)
-
-    with ThreadPoolExecutor(1) as thread:  # a loop of its own, as in the group-commit tests
-        return thread.submit(lambda: asyncio.run(run())).result()
 
 
 def _comparable(answer: Any) -> Any:
@@ -82,7 +57,7 @@ def test_lookups_asked_together_answer_as_each_alone(
         (WRONG_KEY if n % 7 == 3 else key, f"s-00{n % 6 + 1}")  # s-006 is not registered
         for n in range(60)
     ]
-    alone = [_ask_all(register, [ask])[0] for ask in asks]
+    alone = [standings_on_one_loop(register, [ask])[0] for ask in asks]
     statements: list[int] = []
     fetch = standing.AsyncLookups._fetch
 
@@ -91,7 +66,7 @@ def test_lookups_asked_together_answer_as_each_alone(
         return await fetch(self, batch)
 
     monkeypatch.setattr(standing.AsyncLookups, "_fetch", counted)
-    together = _ask_all(register, asks)
+    together = standings_on_one_loop(register, asks)
 
     assert [_comparable(a) for a in together] == [_comparable(a) for a in alone]
     kinds = {type(a).__name__ for a in together}
@@ -106,7 +81,7 @@ def test_a_value_postgresql_refuses_fails_only_its_own_lookup(
 ) -> None:
     register, key = filed
     asks = [(key, "s-001"), (key, "s-0\x0002"), (key, "s-002"), (key, "s-003")]
-    answers = _ask_all(register, asks)
+    answers = standings_on_one_loop(register, asks)
     assert isinstance(answers[1], psycopg.DataError), answers[1]
     assert [a["subject_id"] for n, a in enumerate(answers) if n != 1] == [
         "s-001",

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.db import is_sqlite
-from credo.store.hotpath import async_connection, hot_pool
+from credo.store.hotpath import PerLoop, async_connection, hot_pool
 from credo.store.tables import inquiries
 
 LOGGED = "inquiries.logged"  # the audit entry of one commit of inquiries
@@ -299,16 +299,5 @@ class AsyncInquiryLog:
                         done.set_result(None)
 
 
-_async_logs: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Engine, AsyncInquiryLog]
-] = weakref.WeakKeyDictionary()
-
-
-def async_inquiry_log(engine: Engine) -> AsyncInquiryLog:
-    """The inquiry log of this PostgreSQL database on the running event loop."""
-    loop = asyncio.get_running_loop()
-    logs = _async_logs.setdefault(loop, weakref.WeakKeyDictionary())
-    found = logs.get(engine)
-    if found is None:
-        found = logs[engine] = AsyncInquiryLog(engine)
-    return found
+# The inquiry log of a PostgreSQL database on the running event loop.
+async_inquiry_log = PerLoop(AsyncInquiryLog)

@@ -30,7 +30,7 @@ from credo.services.keys import key_authority, key_prefix
 from credo.services.register import Register
 from credo.store import repository
 from credo.store.db import is_sqlite
-from credo.store.hotpath import async_connection, driver_connection
+from credo.store.hotpath import PerLoop, async_connection, driver_connection
 
 ADMIN_PURPOSE = "register-administration"
 
@@ -266,19 +266,8 @@ class AsyncLookups:
                     done.set_result(rows)
 
 
-_async_lookups: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Engine, AsyncLookups]
-] = weakref.WeakKeyDictionary()
-
-
-def async_lookups(engine: Engine) -> AsyncLookups:
-    """The lookup batcher of this PostgreSQL database on the running event loop."""
-    loop = asyncio.get_running_loop()
-    found = _async_lookups.setdefault(loop, weakref.WeakKeyDictionary())
-    lookups = found.get(engine)
-    if lookups is None:
-        lookups = found[engine] = AsyncLookups(engine)
-    return lookups
+# The lookup batcher of a PostgreSQL database on the running event loop.
+async_lookups = PerLoop(AsyncLookups)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -28,6 +28,7 @@ from sqlalchemy import Engine, event
 
 from credo.store.db import PG_CONNECT_TIMEOUT, PG_POOL_TIMEOUT, is_sqlite
 
+T = TypeVar("T")
 POOL_SIZE = 8  # connections per process: the request threads share them for well under 1 ms
 
 
@@ -140,6 +141,29 @@ async def async_connection(engine: Engine) -> AsyncIterator[psycopg.AsyncConnect
     except psycopg.OperationalError:
         await pool.check()
         raise
+
+
+class PerLoop(Generic[T]):
+    """One object per event loop and database, made on first use by `make(engine)`: for
+    what lives on a loop (a batching task and its queue) and serves one database.
+
+    >>> async_inquiry_log = PerLoop(AsyncInquiryLog)
+    >>> async_inquiry_log(engine).log(inquiry)  # on a running loop
+    """
+
+    def __init__(self, make: Callable[[Engine], T]) -> None:
+        self._make = make
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Engine, T]
+        ] = weakref.WeakKeyDictionary()
+
+    def __call__(self, engine: Engine) -> T:
+        """The object of this database on the running loop."""
+        found = self._by_loop.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+        made = found.get(engine)
+        if made is None:
+            made = found[engine] = self._make(engine)
+        return made
 
 
 async def close_async(engine: Engine) -> None:
