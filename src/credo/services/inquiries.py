@@ -14,7 +14,6 @@ is involved at all.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import threading
@@ -31,7 +30,7 @@ from sqlalchemy.engine import Connection
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.db import is_sqlite
-from credo.store.hotpath import PerLoop, async_connection, hot_pool
+from credo.store.hotpath import LoopBatcher, PerLoop, async_connection, hot_pool
 from credo.store.tables import inquiries
 
 LOGGED = "inquiries.logged"  # the audit entry of one commit of inquiries
@@ -257,46 +256,25 @@ def inquiry_log(register: Register) -> InquiryLog:
         return found[1]
 
 
-class AsyncInquiryLog:
+class AsyncInquiryLog(LoopBatcher[Inquiry, None]):
     """Group commit of inquiries on one event loop, for one PostgreSQL database.
 
     `InquiryLog` without threads: each request queues its inquiry and awaits it; one task
-    commits whatever has queued meanwhile, then the next batch, and ends when the queue is
-    empty. A failed commit fails every request of its batch (and logs none of them). A
-    request whose client went away still has its inquiry committed: the answer may be lost,
-    never the record that it was given.
+    commits whatever has queued meanwhile, then the next batch (`LoopBatcher`). A failed
+    commit fails every request of its batch (and logs none of them). A request whose client
+    went away still has its inquiry committed: the answer may be lost, never the record
+    that it was given.
     """
-
-    MAX_BATCH = 500
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._queue: list[tuple[Inquiry, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
 
     async def log(self, inquiry: Inquiry) -> None:
         """Queue one inquiry and return once it is committed (or raise why it was not)."""
-        done = asyncio.get_running_loop().create_future()
-        self._queue.append((inquiry, done))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        await asyncio.shield(done)
+        await self.submit(inquiry)
 
-    async def _run(self) -> None:
-        while self._queue:
-            batch = self._queue[: self.MAX_BATCH]
-            del self._queue[: self.MAX_BATCH]
-            try:
-                async with async_connection(self._engine) as conn:
-                    await write_inquiries_async(conn, [inquiry for inquiry, _ in batch])
-            except Exception as exc:  # handed to every waiting request, which re-raises it
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    async def handle(self, items: list[Inquiry]) -> list[Exception | None]:
+        """Commit the batch in one transaction."""
+        async with async_connection(self.engine) as conn:
+            await write_inquiries_async(conn, items)
+        return [None] * len(items)
 
 
 # The inquiry log of a PostgreSQL database on the running event loop.

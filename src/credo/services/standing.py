@@ -30,7 +30,7 @@ from credo.services.keys import key_authority, key_prefix
 from credo.services.register import Register
 from credo.store import repository
 from credo.store.db import is_sqlite
-from credo.store.hotpath import PerLoop, async_connection, driver_connection
+from credo.store.hotpath import LoopBatcher, PerLoop, async_connection, driver_connection
 
 ADMIN_PURPOSE = "register-administration"
 
@@ -182,12 +182,11 @@ _LOOKUP_MANY = (
 _Params = tuple[str, str | None, str]
 
 
-class AsyncLookups:
+class AsyncLookups(LoopBatcher[_Params, list[Any]]):
     """Concurrent standing lookups on one event loop share one statement and round trip.
 
-    The group commit of `AsyncInquiryLog`, for reads: each lookup queues its parameters and
-    awaits its rows; one task sends whatever queued meanwhile as one `_LOOKUP_MANY`, then
-    the next batch, and ends when the queue is empty. A lone lookup goes at once, as
+    The group commit of `AsyncInquiryLog`, for reads (`LoopBatcher`): whatever queued while
+    the previous statement ran goes as one `_LOOKUP_MANY`; a lone lookup goes at once, as
     `_LOOKUP`. On this 2-core machine a round trip to PostgreSQL over TCP costs the client
     more CPU than the statement costs the server (docs/performance.md), and under load a
     worker has a dozen lookups waiting at any moment.
@@ -200,38 +199,29 @@ class AsyncLookups:
 
     MAX_BATCH = 64
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._queue: list[tuple[_Params, asyncio.Future[list[Any]]]] = []
-        self._task: asyncio.Task[None] | None = None
-
     async def rows(self, params: _Params) -> list[Any]:
         """The rows of `_LOOKUP` for these parameters."""
-        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((params, done))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        return await done
+        return await self.submit(params)
 
-    async def _run(self) -> None:
-        while self._queue:
-            batch = self._queue[: self.MAX_BATCH]
-            del self._queue[: self.MAX_BATCH]
+    async def handle(self, items: list[_Params]) -> list[list[Any] | Exception]:
+        """The rows of each lookup, from one statement (or one each, after a refusal)."""
+        try:
+            return list(await self._fetch(items))
+        except psycopg.OperationalError:  # the database is away: every lookup fails
+            raise
+        except Exception:
+            if len(items) == 1:
+                raise
+        results: list[list[Any] | Exception] = []
+        for params in items:
             try:
-                found = await self._fetch([params for params, _ in batch])
-            except psycopg.OperationalError as exc:  # the database is away: every lookup
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+                results.extend(await self._fetch([params]))
             except Exception as exc:
-                await self._one_by_one(batch, exc)
-            else:
-                for (_, done), rows in zip(batch, found, strict=True):
-                    if not done.done():
-                        done.set_result(rows)
+                results.append(exc)
+        return results
 
     async def _fetch(self, asks: list[_Params]) -> list[list[Any]]:
-        async with async_connection(self._engine) as conn:
+        async with async_connection(self.engine) as conn:
             if len(asks) == 1:
                 cursor = await conn.execute(_LOOKUP_PG, asks[0])
                 return [await cursor.fetchall()]
@@ -247,23 +237,6 @@ class AsyncLookups:
             for row in await cursor.fetchall():
                 found[row[0]].append(row[1:])
             return found
-
-    async def _one_by_one(
-        self, batch: list[tuple[_Params, asyncio.Future[list[Any]]]], error: Exception
-    ) -> None:
-        if len(batch) == 1:
-            if not batch[0][1].done():
-                batch[0][1].set_exception(error)
-            return
-        for params, done in batch:
-            try:
-                [rows] = await self._fetch([params])
-            except Exception as exc:
-                if not done.done():
-                    done.set_exception(exc)
-            else:
-                if not done.done():
-                    done.set_result(rows)
 
 
 # The lookup batcher of a PostgreSQL database on the running event loop.

@@ -29,6 +29,8 @@ from sqlalchemy import Engine, event
 from credo.store.db import PG_CONNECT_TIMEOUT, PG_POOL_TIMEOUT, is_sqlite
 
 T = TypeVar("T")
+In = TypeVar("In")
+Out = TypeVar("Out")
 POOL_SIZE = 8  # connections per process: the request threads share them for well under 1 ms
 
 
@@ -141,6 +143,52 @@ async def async_connection(engine: Engine) -> AsyncIterator[psycopg.AsyncConnect
     except psycopg.OperationalError:
         await pool.check()
         raise
+
+
+class LoopBatcher(Generic[In, Out]):
+    """Requests on one event loop handled in batches: the group commit's shape, shared.
+
+    Each caller queues its item and awaits its result; one task hands whatever queued
+    meanwhile to `handle`, then the next batch, and ends when the queue is empty. `handle`
+    returns one result per item, or an exception for an item that failed alone; when it
+    raises, every item of the batch fails with that error. A caller that goes away does not
+    stop its item: it is handled with the rest, the result dropped.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: list[tuple[In, asyncio.Future[Out]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        """Queue one item and return its result once its batch is handled (or raise)."""
+        done: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await asyncio.shield(done)
+
+    async def handle(self, items: list[In]) -> list[Out | Exception]:
+        """One result (or one item's own error) per item, in order."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.MAX_BATCH]
+            del self._queue[: self.MAX_BATCH]
+            try:
+                results = await self.handle([item for item, _ in batch])
+            except Exception as exc:  # handed to every waiting caller, which re-raises it
+                results = [exc] * len(batch)
+            for (_, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
 
 
 class PerLoop(Generic[T]):
