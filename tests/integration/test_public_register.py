@@ -183,9 +183,9 @@ def test_entries_sort_by_an_allowed_column_in_either_direction(public_register: 
 def test_a_search_by_name_walks_names_in_batches_and_pages_as_one_query_would(
     register: Register, clock: FixedDateClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Sorted by name, the search stops at the last name a page can reach; with walks of one
-    subject at a time (many rounds, bounds inside runs of equal names) every page is the page
-    the unbounded query gives, in both directions."""
+    """Sorted by name, the search reads only the span of names a page can reach; with walks
+    of one subject at a time (many rounds, bounds inside runs of equal names) every page is
+    the page a walk over every match gives, in both directions."""
     clock.day = d("2026-02-01")
     names = ["Wang Wei", "Wang Bo", "Li Wang", "Wang Wei", "Zhao Wang", "Wang Bo", "Chen Li"]
     activate_policy(register, PUBLIC_POLICY, actor="test", comment="seed")
@@ -214,7 +214,7 @@ def test_a_search_by_name_walks_names_in_batches_and_pages_as_one_query_would(
         ]
 
     for direction in ("asc", "desc"):
-        monkeypatch.setattr("credo.services.public.FIRST_WALK", 10**6)  # never bounded
+        monkeypatch.setattr("credo.services.public.FIRST_WALK", 10**6)  # one walk sees every match
         whole = pages(direction)
         monkeypatch.setattr("credo.services.public.FIRST_WALK", 0)  # a walk of 1, then 8
         assert pages(direction) == whole

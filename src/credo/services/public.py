@@ -85,6 +85,8 @@ _COLUMNS = (
     "SELECT s.name, r.authority_id, r.category, r.decided_on, r.legal_basis, r.reference "
     "FROM records r JOIN subjects s ON s.id = r.subject_id WHERE "
 )
+# A search's entries say which way they were found: 1 by name, 0 by reference.
+_FOUND = _COLUMNS.replace(" FROM ", ", {by_name} AS by_name FROM ", 1)
 
 
 def _entry(policy: Policy, row: Any) -> dict[str, Any]:
@@ -192,7 +194,6 @@ def search(
         # Two indexed ways in, never a scan of every record: the records of the subjects
         # whose name matches (by subject id), and the records with that reference.
         matches = "lower(name) LIKE :pattern ESCAPE '\\'"
-        named = f"SELECT id FROM subjects WHERE {matches}"
         params = {
             **{f"a{n}": filer for n, filer in enumerate(filers)},
             "t": dateparam(conn, today),
@@ -201,20 +202,12 @@ def search(
             "limit": limit,
             "offset": offset,
         }
-        fence = _fence(conn)
+        page = _Page(conn, published, matches, by_authority, order, params)
         if sort == "name":
-            bound = _name_bound(conn, published, matches, direction, params, offset + limit)
-            if bound is not None:
-                named += f" AND name {'<=' if direction == 'asc' else '>='} :bound"
-                params["bound"] = bound
-        sql = (
-            f"WITH m AS{fence} ({named}) "
-            f"SELECT * FROM ({_COLUMNS}{published} AND r.subject_id IN (SELECT id FROM m) "
-            f"UNION {_COLUMNS}{published} AND r.authority_id IN ({by_authority}) "
-            "AND r.reference = :q) u "
-            f"{order} LIMIT :limit OFFSET :offset"
-        )
-        entries = [_entry(policy, row) for row in conn.execute(text(sql), params)]
+            rows = page.by_name(direction, offset + limit)
+        else:
+            rows = page.rows(f"SELECT id FROM subjects WHERE {matches}")  # every match
+        entries = [_entry(policy, row) for row in rows]
     return {
         "q": query,
         "as_of": today.isoformat(),
@@ -227,6 +220,72 @@ def search(
 FIRST_WALK = 40  # subjects per wanted entry in the first walk by name (then 8 times more)
 
 
+class _Page:
+    """One page of a search: the records of the subjects `named` (a subquery of ids) and the
+    records whose reference is the search text, published on day :t, sorted and paged.
+
+    Each entry says which way it was found; `named_total` counts the entries found by name,
+    so that a search by name knows whether the span of names it read could fill the page.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        published: str,
+        matches: str,
+        by_authority: str,
+        order: str,
+        params: dict[str, Any],
+    ) -> None:
+        self.conn, self.matches, self.params = conn, matches, params
+        self.sql = (
+            f"WITH m AS{_fence(conn)} ({{named}}) "
+            "SELECT u.*, SUM(u.by_name) OVER () AS named_total FROM ("
+            f"{_FOUND.format(by_name=1)}{published} AND r.subject_id IN (SELECT id FROM m) "
+            f"UNION {_FOUND.format(by_name=0)}{published} "
+            f"AND r.authority_id IN ({by_authority}) AND r.reference = :q "
+            "AND r.subject_id NOT IN (SELECT id FROM m)) u "
+            f"{order} LIMIT :limit OFFSET :offset"
+        )
+
+    def rows(self, named: str, **extra: Any) -> list[Any]:
+        """The page, with the subjects of `named` as the ones found by name."""
+        statement = text(self.sql.format(named=named))
+        return list(self.conn.execute(statement, {**self.params, **extra}))
+
+    def by_name(self, direction: str, wanted: int) -> list[Any]:
+        """The page of a search sorted by name, reading only the names it can reach.
+
+        Entries sort by name first, so a page needs only the matching subjects from the
+        first name in the sort's order to the name of its last entry. Walk the matching
+        subjects in name order (`ix_subjects_name_id`) a batch at a time: one statement gives
+        the span of names the walk covered, and the page is read for the subjects inside
+        that span of the index, every holder of its last name included. When the names
+        found there fill fewer than `wanted` entries and the walk did not see every match,
+        walk eight times further. A common surname then costs the few thousand subjects
+        that fill a page, not all its holders' records, and no statement reads every name
+        but the walk.
+        """
+        way = "ASC" if direction == "asc" else "DESC"
+        walk = max(1, FIRST_WALK * wanted)
+        named = f"SELECT id FROM subjects WHERE {self.matches} AND name >= :low AND name <= :high"
+        while True:
+            low, high, seen = self.conn.execute(
+                text(
+                    f"SELECT MIN(name), MAX(name), COUNT(*) FROM (SELECT name FROM subjects "
+                    f"WHERE {self.matches} ORDER BY name {way} LIMIT :walk) w"
+                ),
+                {"pattern": self.params["pattern"], "walk": walk},
+            ).one()
+            if not seen:  # no name matches: only the reference can
+                return self.rows("SELECT id FROM subjects WHERE 1 = 0")
+            rows = self.rows(named, low=low, high=high)
+            # An empty page says nothing of how many entries the span holds: walk on.
+            if seen < walk or (rows and rows[0].named_total >= wanted):
+                return rows
+            walk *= 8
+
+
 def _fence(conn: Any) -> str:
     """PostgreSQL: the matching subjects are found first, then their records by index.
 
@@ -234,38 +293,3 @@ def _fence(conn: Any) -> str:
     currently effective record, probing each one's subject (3 s at 10M records).
     """
     return " MATERIALIZED" if conn.dialect.name == "postgresql" else ""
-
-
-def _name_bound(
-    conn: Any, published: str, matches: str, direction: str, params: dict[str, Any], wanted: int
-) -> str | None:
-    """The last name, in the sort's order, that the page of a search by name can reach.
-
-    Entries sort by name first, so a page needs only the subjects up to the name of its last
-    entry. Walk the matching subjects in name order (`ix_subjects_name`) a batch at a time,
-    taking whole names, until their published records fill the page: a common surname then
-    costs the few hundred subjects that fill it, not all its holders' records. None when
-    the walk reaches the end of the matches (the search takes them all, unbounded).
-    """
-    op, way = ("<=", "ASC") if direction == "asc" else (">=", "DESC")
-    walk = max(1, FIRST_WALK * wanted)
-    while True:
-        name = conn.execute(
-            text(
-                f"SELECT name FROM subjects WHERE {matches} ORDER BY name {way} LIMIT 1 OFFSET :n"
-            ),
-            {"pattern": params["pattern"], "n": walk - 1},
-        ).scalar()
-        if name is None:
-            return None
-        found = conn.execute(
-            text(
-                f"WITH m AS{_fence(conn)} (SELECT id FROM subjects WHERE {matches} "
-                f"AND name {op} :bound) SELECT COUNT(*) FROM (SELECT 1 FROM records r "
-                f"WHERE {published} AND r.subject_id IN (SELECT id FROM m) LIMIT :wanted) w"
-            ),
-            {**params, "bound": name, "wanted": wanted},
-        ).scalar_one()
-        if found >= wanted:
-            return str(name)
-        walk *= 8

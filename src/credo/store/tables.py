@@ -89,7 +89,7 @@ subjects = Table(
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_subjects_name", "name"),
+    Index("ix_subjects_name_id", "name", "id"),  # the public search by name (0011)
 )
 
 # The two hot tables, records and notices, carry no foreign keys: row-by-row key checks
