@@ -149,33 +149,33 @@ def _pg_statements(
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
     """Commit inquiries in one transaction: one audit entry, then their rows.
 
-    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath): the chain's
-    lock and head in one round trip, both inserts and the commit in another.
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), pipelined:
+    BEGIN, the chain's lock and its head in one round trip; both inserts and COMMIT in
+    another, whose answer leaving the pipeline waits for (and raises on any failure).
     """
     if is_sqlite(register.engine):
         with register.write() as conn:
             store_inquiries(conn, batch)
         return
-    with hot_pool(register.engine).connection() as pg, pg.transaction():
-        with pg.pipeline():
-            pg.execute(audit.LOCK_SQL)
-            head = pg.execute(audit.HEAD_SQL).fetchone()
+    with hot_pool(register.engine).connection() as pg, pg.pipeline(), pg.transaction():
+        pg.execute(audit.LOCK_SQL)
+        head = pg.execute(audit.HEAD_SQL).fetchone()
         entry, rows = _pg_statements(head, batch)
-        with pg.pipeline():
-            pg.execute(audit.INSERT_SQL, entry)
-            pg.execute(_INSERT_INQUIRIES, rows)
+        pg.execute(audit.INSERT_SQL, entry)
+        pg.execute(_INSERT_INQUIRIES, rows)
 
 
 async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
-    """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit)."""
-    async with conn.transaction():
-        async with conn.pipeline():
-            await conn.execute(audit.LOCK_SQL)
-            head = await (await conn.execute(audit.HEAD_SQL)).fetchone()
+    """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit).
+
+    The same two round trips: no caller is answered before its inquiry is durable.
+    """
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(audit.LOCK_SQL)
+        head = await (await conn.execute(audit.HEAD_SQL)).fetchone()
         entry, rows = _pg_statements(head, batch)
-        async with conn.pipeline():
-            await conn.execute(audit.INSERT_SQL, entry)
-            await conn.execute(_INSERT_INQUIRIES, rows)
+        await conn.execute(audit.INSERT_SQL, entry)
+        await conn.execute(_INSERT_INQUIRIES, rows)
 
 
 @dataclass

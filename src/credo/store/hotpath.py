@@ -119,7 +119,10 @@ _async_pools: weakref.WeakKeyDictionary[
 
 async def _async_pool(engine: Engine) -> AsyncConnectionPool[Any]:
     """The engine's pool on this loop; the first caller opens it, the others await that."""
-    pools = _async_pools.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    loop = asyncio.get_running_loop()
+    pools = _async_pools.get(loop)
+    if pools is None:  # not setdefault: its default would be built on every call
+        pools = _async_pools[loop] = weakref.WeakKeyDictionary()
     opening = pools.get(engine)
     if opening is None:
         opening = pools[engine] = asyncio.create_task(_open(engine))
@@ -207,7 +210,10 @@ class PerLoop(Generic[T]):
 
     def __call__(self, engine: Engine) -> T:
         """The object of this database on the running loop."""
-        found = self._by_loop.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+        loop = asyncio.get_running_loop()
+        found = self._by_loop.get(loop)
+        if found is None:  # not setdefault: its default would be built on every call
+            found = self._by_loop[loop] = weakref.WeakKeyDictionary()
         made = found.get(engine)
         if made is None:
             made = found[engine] = self._make(engine)
