@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from credo.domain.guard import Context
-from credo.domain.policy import AnyOf, Category, ListRule, ListTrigger, Policy
+from credo.domain.policy import AnyOf, ListRule, ListTrigger, Policy
 from credo.store import memberships, repository
 from credo.store.db import dateparam, is_sqlite
 
@@ -54,12 +54,11 @@ class RescoreSql:
     """The SQL texts for one policy.
 
     >>> RescoreSql(policy).select(restrict=False)  # doctest: +SKIP
-    'WITH agg AS (...) SELECT subject_id, score, grade, lists, measures FROM ...'
+    'WITH eff AS (...) SELECT subject_id, score, grade, lists, measures FROM ...'
     """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.category_number = {c.id: n for n, c in enumerate(policy.categories)}
         self.scopes = [_Scope("", None)]
         for measure in policy.measures:
             key = frozenset(measure.contexts)
@@ -70,17 +69,17 @@ class RescoreSql:
         key = frozenset(contexts)
         return next(s for s in self.scopes if s.contexts == key)
 
-    def _count(self, category: str) -> str:
-        """The column of `agg` counting a subject's effective records of one category."""
-        return f"a.n_{self.category_number[category]}"
-
-    def _capped(self, category: Category) -> str:
-        """A category's points for a subject: count times points, capped per category."""
-        raw = f"{self._count(category.id)} * {category.points}"
-        if category.cap is None:
-            return raw
-        bound = "<" if category.cap < 0 else ">"
-        return f"CASE WHEN {raw} {bound} {category.cap} THEN {category.cap} ELSE {raw} END"
+    def _points(self) -> str:
+        branches = []
+        for c in self.policy.categories:
+            raw = f"n * {c.points}"
+            if c.cap is not None:
+                bound = "<" if c.cap < 0 else ">"
+                raw = (
+                    f"CASE WHEN n * {c.points} {bound} {c.cap} THEN {c.cap} ELSE n * {c.points} END"
+                )
+            branches.append(f"WHEN {_quote(c.id)} THEN {raw}")
+        return f"CASE category {' '.join(branches)} ELSE 0 END"
 
     def _list_expr(self, rule: ListRule, scope: _Scope) -> str:
         allowed = set(scope.categories(self.policy))
@@ -126,30 +125,33 @@ class RescoreSql:
         p = self.policy
         head = p.policy
         where_pending = f" AND r.subject_id IN ({subjects})" if subjects else ""
-        # One pass over the effective records, grouped by subject: a count per category.
-        # Points, caps, scopes and list conditions are then sums of those counts, per
-        # subject (two aggregations, by subject and category then by subject, spilled a
-        # hash table of a million groups the planner guessed at 200: 17.5 to 15.8 s at 10M).
-        counts = ",\n    ".join(
-            f"SUM(CASE WHEN r.category = {_quote(category)} THEN 1 ELSE 0 END) AS n_{n}"
-            for category, n in self.category_number.items()
-        )
-        score_cols, flag_cols = [], []
+        sums, flags = [], []
         for scope in self.scopes:
+            if scope.contexts is None:
+                sums.append("SUM(p) AS total")
+            else:
+                sums.append(
+                    f"SUM(CASE WHEN {_in('category', scope.categories(p))} THEN p ELSE 0 END)"
+                    f" AS total{scope.suffix}"
+                )
             allowed = set(scope.categories(p))
-            total = " + ".join(self._capped(c) for c in p.categories if c.id in allowed) or "0"
-            raw = f"({head.base_score} + COALESCE({total}, 0))"
-            score_cols.append(
-                f"{_clamp(raw, head.score_min, head.score_max)} AS score{scope.suffix}"
-            )
             for rule in p.lists:
                 for n, cond in enumerate(rule.when):
                     if isinstance(cond, AnyOf) and allowed.intersection(cond.any_of):
-                        held = " + ".join(self._count(c) for c in cond.any_of if c in allowed)
-                        flag_cols.append(
-                            f"CASE WHEN COALESCE({held}, 0) > 0 THEN 1 ELSE 0 END"
+                        cats = [c for c in cond.any_of if c in allowed]
+                        flags.append(
+                            f"MAX(CASE WHEN {_in('category', cats)} THEN 1 ELSE 0 END)"
                             f" AS has_{_ident(rule.id)}_{n}{scope.suffix}"
                         )
+        agg_cols = ",\n    ".join(sums + flags)
+        flag_names = [f.rsplit(" AS ", 1)[1] for f in flags]
+        score_cols = []
+        for scope in self.scopes:
+            raw = f"({head.base_score} + COALESCE(a.total{scope.suffix}, 0))"
+            score_cols.append(
+                f"{_clamp(raw, head.score_min, head.score_max)} AS score{scope.suffix}"
+            )
+        score_cols += [f"COALESCE(a.{name}, 0) AS {name}" for name in flag_names]
         grade_cols = []
         for scope in self.scopes:
             whens = " ".join(
@@ -182,15 +184,20 @@ class RescoreSql:
         # that reads them, evaluating each clamp many times per subject.
         fence = " MATERIALIZED" if dialect == "postgresql" else ""
         return f"""
-WITH agg AS (
-  SELECT r.subject_id,
-    {counts}
+WITH eff AS (
+  SELECT r.subject_id, r.category, COUNT(*) AS n
   FROM records r{scan}
   WHERE {self.effective(ends=ends, due=due)}{where_pending}
-  GROUP BY r.subject_id
+  GROUP BY r.subject_id, r.category
+), pts AS (
+  SELECT subject_id, category, {self._points()} AS p FROM eff
+), agg AS (
+  SELECT subject_id,
+    {agg_cols}
+  FROM pts GROUP BY subject_id
 ), sc AS{fence} (
   SELECT s.id AS subject_id,
-    {", ".join(score_cols + flag_cols)}
+    {", ".join(score_cols)}
   FROM subjects s LEFT JOIN agg a ON a.subject_id = s.id
   {subject_filter}
 ), gr AS (
