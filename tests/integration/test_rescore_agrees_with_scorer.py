@@ -11,7 +11,7 @@ from sqlalchemy import text
 from credo.domain.policy_load import load_policy
 from credo.services.filing import subject_standing
 from credo.services.register import Register
-from credo.store.rescore import rescore_all
+from credo.store.rescore import SMALL_POINTS, rescore_all
 from tests.conftest import TODAY
 from tests.factories import (
     WORKED_POLICY,
@@ -139,6 +139,27 @@ def test_sql_rescore_equals_pure_scorer_on_the_example_policy(register: Register
                     ",".join(pure.lists),
                     ",".join(pure.measures),
                 ), row.subject_id
+
+
+def test_sql_rescore_equals_pure_scorer_with_points_beyond_32_bits(register: Register) -> None:
+    """Points above `SMALL_POINTS` are multiplied as BIGINT: sums past 2**31 stay exact."""
+    assert SMALL_POINTS < 1_500
+    policy = (
+        WORKED_POLICY.replace("points = -60", "points = -2000000000")
+        .replace("points = 20\n", "points = 1500\n")
+        .replace("cap = 60", "cap = 2000000000")
+    )
+    seed_register(register, subjects=6, policy=policy)
+    items: dict[str, list[dict[str, object]]] = {"city-tax": [], "city-civil": []}
+    for n in range(5):  # s-001: -1e10; s-002: +3,000 after the cap; s-003 both
+        items["city-tax"].append(record(f"T{n}", "s-001", "tax.arrears", TODAY))
+        items["city-tax"].append(record(f"U{n}", "s-003", "tax.arrears", TODAY))
+    for n in range(2):
+        items["city-civil"].append(record(f"V{n}", "s-002", "civic.volunteering", TODAY))
+        items["city-civil"].append(record(f"W{n}", "s-003", "civic.volunteering", TODAY))
+    for authority, rows_ in items.items():
+        assert file_rows(register, authority, rows_).rejected == 0
+    assert _stored_vs_pure(register, TODAY) == []
 
 
 def test_worked_policy_loads() -> None:
