@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from credo.clock import FixedDateClock
 from credo.services.notices import (
@@ -32,6 +32,7 @@ from credo.services.notices import (
 from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.subjects import import_subjects
+from credo.store.db import is_sqlite
 from credo.store.tables import notices
 from tests.conftest import TODAY
 from tests.factories import WORKED_POLICY, file_rows, record, rows
@@ -207,6 +208,51 @@ def test_notices_of_shows_the_delivery_status(register: Register, smtp: MailServ
     assert all(n["delivered_at"] for n in shown)
     assert [n["id"] for n in shown] == sorted((n["id"] for n in shown), reverse=True)
     assert kept and {n["delivery"] for n in kept} == {"stored"}
+
+
+def test_notices_of_lists_every_notice_of_the_subject_filings_and_others(
+    register: Register,
+) -> None:
+    """The filings' notices are found through the subject's records, the others by subject
+    (two partial indexes, migration 0012): together, exactly the subject's notices."""
+    seed(register)
+    with register.read() as conn:
+        _, policy = register.active_policy(conn)
+        for subject_id in EMAILS:
+            shown = notices_of(conn, subject_id, policy)
+            stored = notice_rows(register, subject_id)
+            assert [n["id"] for n in shown] == [n.id for n in reversed(stored)]
+            assert [n["kind"] for n in shown] == [n.kind for n in reversed(stored)]
+        kinds = {n["kind"] for n in notices_of(conn, "s-001", policy)}
+        assert "record.filed" in kinds and len(kinds) > 1
+        if not is_sqlite(conn):  # each branch can enter by its index, even planned generically
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            conn.execute(text("PREPARE notices_of_plan (text) AS " + _notices_of_sql(conn)))
+            plan = "\n".join(
+                r[0] for r in conn.execute(text("EXPLAIN EXECUTE notices_of_plan ('s-001')"))
+            )
+            assert "ix_notices_subject_id" in plan and "ix_notices_record_filed" in plan, plan
+
+
+def _notices_of_sql(conn: Any) -> str:
+    """The statement `notices_of` runs, with its subject id as the parameter $1."""
+    seen: list[str] = []
+
+    def keep(conn_: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(conn, "before_cursor_execute", keep)
+    try:
+        notices_of(conn, "s-001", None)
+    finally:
+        event.remove(conn, "before_cursor_execute", keep)
+    statement = next(s for s in seen if "notices" in s and "UNION ALL" in s)
+    return (
+        statement.replace("%(subject_id_1)s", "$1")
+        .replace("%(subject_id_2)s", "$1")
+        .replace("%(subject_id_3)s", "$1")
+    )
 
 
 def test_a_server_that_is_down_leaves_everything_pending_with_backoff(

@@ -220,6 +220,8 @@ login_attempts = Table(
     Index("ix_login_attempts_username_at", "username", "at"),
 )
 
+RECORD_FILED = "record.filed"  # the notice kind written for every record filed
+
 # Notices double as the delivery outbox: status pending -> delivered (or stored when the
 # register has no mail sender). `kind` says what happened; before/after carry a change.
 notices = Table(
@@ -239,7 +241,22 @@ notices = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("delivered_at", DateTime(timezone=True)),
     Column("last_error", Text),
-    Index("ix_notices_subject_id", "subject_id"),
+    # A subject's notices are found by subject, but the `record.filed` notices by their
+    # record (and the records by subject): one is written for every record filed, and an
+    # index in record id order only ever grows at its end, where a bulk load writes it once
+    # per page; by subject, each one lands on a page of its own (migration 0012).
+    Index(
+        "ix_notices_subject_id",
+        "subject_id",
+        sqlite_where=text(f"kind <> '{RECORD_FILED}'"),
+        postgresql_where=text(f"kind <> '{RECORD_FILED}'"),
+    ),
+    Index(
+        "ix_notices_record_filed",
+        "record_id",
+        sqlite_where=text(f"kind = '{RECORD_FILED}'"),
+        postgresql_where=text(f"kind = '{RECORD_FILED}'"),
+    ),
     # The outbox reads pending notices in id order; new ids append at the index's end.
     Index(
         "ix_notices_pending",
