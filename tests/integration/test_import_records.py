@@ -15,8 +15,10 @@ from credo.clock import FixedDateClock
 from credo.domain.durations import Duration
 from credo.domain.errors import ValidationError
 from credo.domain.filing import RECORD_FIELDS
+from credo.services.audit_verify import verify_audit
 from credo.services.filing import subject_standing
 from credo.services.importing import ImportReport, Reject, import_records
+from credo.services.importing import import_file as import_records_file
 from credo.services.policies import activate_policy
 from credo.services.register import Register
 from credo.services.sources import detect_format, read_rows
@@ -619,3 +621,88 @@ def test_record_ids_are_fresh_whether_or_not_the_sequence_hands_them_out_in_a_ro
             beside = repository.new_record_ids(conn, 4)
             assert beside == [beside[0] + 3 * n for n in range(4)]
             assert beside[0] > alone[-1]
+
+
+# ----------------------------------------------------------------------------- optimism
+
+
+def load(
+    register: Register, path: Path, *, chunk_bytes: int = 300
+) -> tuple[ImportReport, dict[int, Reject]]:
+    """`credo import` itself: small chunks, all stored in one transaction, in this process."""
+    rejects: dict[int, Reject] = {}
+
+    def keep(reject: Reject) -> None:
+        assert reject.line not in rejects, f"line {reject.line} rejected twice"
+        rejects[reject.line] = reject
+
+    with path.open("rb") as stream:
+        report = import_records_file(
+            register,
+            stream,
+            "csv",
+            authority_id="city-court",
+            actor="test",
+            source=path.name,
+            chunk_bytes=chunk_bytes,
+            commit_rows=10_000,
+            workers=0,
+            on_reject=keep,
+        )
+    return report, rejects
+
+
+def filed_batches(register: Register) -> int:
+    with register.read() as conn:
+        query = "SELECT COUNT(*) FROM audit_entries WHERE action = 'records.filed'"
+        return int(conn.execute(text(query)).scalar_one())
+
+
+def partly_filed(register: Register, tmp_path: Path) -> list[dict[str, Any]]:
+    """30 rows of which rows 10 to 19 were filed before, alone."""
+    seed_register(register)
+    items = [
+        record(f"P-{n:02d}", f"s-00{n % 3 + 1}", "court.order_defiance", "2026-01-10")
+        for n in range(30)
+    ]
+    earlier, _ = load(register, write_csv(tmp_path / "middle.csv", items[10:20]))
+    assert (earlier.stored, earlier.duplicates, earlier.rejected) == (10, 0, 0)
+    return items
+
+
+def test_a_file_partly_filed_before_stores_each_new_row_once(
+    register: Register, tmp_path: Path
+) -> None:
+    """A load stores a batch before looking its references up; the batch that repeats a
+    filed one is undone to its savepoint, in the middle of a transaction holding the batches
+    before it, and stored the careful way, as is every batch after it."""
+    items = partly_filed(register, tmp_path)
+    before = filed_batches(register)
+
+    report, rejects = load(register, write_csv(tmp_path / "all.csv", items))
+
+    assert (report.stored, report.duplicates, report.rejected) == (20, 10, 0)
+    assert rejects == {}
+    assert report.batches > 2  # the small chunks made several batches before the middle
+    with register.read() as conn:
+        refs = conn.execute(select(records.c.reference).order_by(records.c.id)).scalars().all()
+    assert sorted(refs) == [f"P-{n:02d}" for n in range(30)]
+    assert filed_batches(register) == before + report.batches  # one audit entry each
+    assert verify_audit(register).ok
+
+
+def test_a_changed_row_of_a_partly_filed_file_is_refused_and_the_rest_stored(
+    register: Register, tmp_path: Path
+) -> None:
+    items = partly_filed(register, tmp_path)
+    items[15] = {**items[15], "summary": "Another account of the decision."}
+    items.append(record("P-04", "s-002", "court.order_defiance", "2026-02-01"))  # repeated
+
+    report, rejects = load(register, write_csv(tmp_path / "all.csv", items))
+
+    assert (report.stored, report.duplicates, report.rejected) == (20, 9, 2)
+    assert set(rejects) == {17, 32}  # header on line 1: row n on line n + 2
+    for line in (17, 32):
+        assert_rejected(rejects, line, "reference", "different content")
+    assert count(register, records) == 30
+    assert verify_audit(register).ok

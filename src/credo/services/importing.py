@@ -151,6 +151,7 @@ def import_file(
         actor=actor,
         source=source,
         on_reject=on_reject,
+        optimistic=True,
     )
     if workers < 1:
         store(

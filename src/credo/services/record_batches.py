@@ -13,6 +13,9 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
+import psycopg
+from sqlalchemy.exc import IntegrityError
+
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.filing import validate_record
 from credo.domain.policy import Policy
@@ -152,6 +155,65 @@ def _row_text(prepared: Prepared, at: int) -> str:
     return ",".join("" if v is None else str(v) for v in values)
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What becomes of one validated row: stored, a retry of a stored one, or refused."""
+
+    at: int
+    line: int
+    status: str  # "stored", "duplicate" or "rejected"
+    reference: str
+    reject: Reject | None = None
+
+
+def _plan(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -> list[_Outcome]:
+    """Each validated row's outcome, given the references already filed (`filed`, which
+    this batch's new references are added to)."""
+    outcomes: list[_Outcome] = []
+    for at, (row, line) in enumerate(zip(prepared.rows, prepared.lines, strict=True)):
+        subject_id, reference, row_hash = row[SUBJECT], row[REF], row[HASH]
+        if subject_id not in known_subjects:
+            problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
+            reject = Reject(line, [problem], _row_text(prepared, at))
+            outcomes.append(_Outcome(at, line, "rejected", reference, reject))
+            continue
+        previous = filed.get(reference)
+        if previous is None:
+            filed[reference] = row_hash
+            outcomes.append(_Outcome(at, line, "stored", reference))
+        elif previous == row_hash:
+            outcomes.append(_Outcome(at, line, "duplicate", reference))
+        else:
+            problem = Problem(
+                "reference",
+                f"{reference!r} is already filed by this authority with different content; "
+                "a changed decision is a correction, not a new filing",
+            )
+            reject = Reject(line, [problem], _row_text(prepared, at))
+            outcomes.append(_Outcome(at, line, "rejected", reference, reject))
+    return outcomes
+
+
+def _report(
+    outcomes: list[_Outcome],
+    report: ImportReport,
+    on_reject: Callable[[Reject], None],
+    on_accept: Callable[[int, str, str], None],
+) -> list[int]:
+    """Count and report the outcomes, in row order; returns the positions to store."""
+    fresh: list[int] = []
+    for outcome in outcomes:
+        if outcome.reject is not None:
+            _reject(report, on_reject, outcome.reject)
+            continue
+        if outcome.status == "stored":
+            fresh.append(outcome.at)
+        else:
+            report.duplicates += 1
+        on_accept(outcome.line, outcome.status, outcome.reference)
+    return fresh
+
+
 def classify(
     prepared: Prepared,
     known_subjects: set[str],
@@ -162,29 +224,7 @@ def classify(
 ) -> list[int]:
     """Split validated rows into new ones (their positions), retries of stored ones, and
     conflicts."""
-    fresh: list[int] = []
-    for at, (row, line) in enumerate(zip(prepared.rows, prepared.lines, strict=True)):
-        subject_id, reference, row_hash = row[SUBJECT], row[REF], row[HASH]
-        if subject_id not in known_subjects:
-            problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
-            _reject(report, on_reject, Reject(line, [problem], _row_text(prepared, at)))
-            continue
-        previous = filed.get(reference)
-        if previous is None:
-            filed[reference] = row_hash
-            fresh.append(at)
-            on_accept(line, "stored", reference)
-        elif previous == row_hash:
-            report.duplicates += 1
-            on_accept(line, "duplicate", reference)
-        else:
-            problem = Problem(
-                "reference",
-                f"{reference!r} is already filed by this authority with different content; "
-                "a changed decision is a correction, not a new filing",
-            )
-            _reject(report, on_reject, Reject(line, [problem], _row_text(prepared, at)))
-    return fresh
+    return _report(_plan(prepared, known_subjects, filed), report, on_reject, on_accept)
 
 
 def _reject(report: ImportReport, on_reject: Callable[[Reject], None], reject: Reject) -> None:
@@ -253,6 +293,18 @@ def batches_of(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]
         yield batch
 
 
+@dataclass
+class _Optimism:
+    """Whether a load stores its batches before looking their references up.
+
+    A first load of a file finds none of its references stored, and the unique filing key
+    refuses a batch that repeats one: the batch is then undone to its savepoint and stored
+    the careful way, and so is every later batch of the run (a re-run, most likely).
+    """
+
+    on: bool
+
+
 def _store_into(
     conn: Any,
     prepared: Prepared,
@@ -264,6 +316,7 @@ def _store_into(
     now: datetime,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None],
+    optimism: _Optimism | None = None,
 ) -> int:
     """Report a batch's refusals and store its new rows in the open transaction; returns
     how many rows it stored."""
@@ -272,15 +325,63 @@ def _store_into(
     if not prepared.rows:
         return 0
     known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
+    if optimism is not None and optimism.on:
+        outcomes = _plan(prepared, known, {})
+        if _stored_unless_filed(
+            conn, prepared, outcomes, authority_id, actor=actor, source=source, now=now
+        ):
+            fresh = _report(outcomes, report, on_reject, on_accept)
+            report.stored += len(fresh)
+            report.batches += 1 if fresh else 0
+            return len(fresh)
+        optimism.on = False
     filed = repository.existing_references(conn, authority_id, (r[REF] for r in prepared.rows))
     fresh = classify(prepared, known, filed, report, on_reject, on_accept)
     if fresh:
-        rows = [prepared.rows[i] for i in fresh]
-        copy = None if prepared.copy is None else [prepared.copy[i] for i in fresh]
-        store_batch(conn, authority_id, rows, source=source, actor=actor, now=now, copy=copy)
+        _store_rows(conn, prepared, fresh, authority_id, actor=actor, source=source, now=now)
         report.stored += len(fresh)
         report.batches += 1
     return len(fresh)
+
+
+def _store_rows(
+    conn: Any,
+    prepared: Prepared,
+    fresh: list[int],
+    authority_id: str,
+    *,
+    actor: str,
+    source: str,
+    now: datetime,
+) -> None:
+    rows = [prepared.rows[i] for i in fresh]
+    copy = None if prepared.copy is None else [prepared.copy[i] for i in fresh]
+    store_batch(conn, authority_id, rows, source=source, actor=actor, now=now, copy=copy)
+
+
+def _stored_unless_filed(
+    conn: Any,
+    prepared: Prepared,
+    outcomes: list[_Outcome],
+    authority_id: str,
+    *,
+    actor: str,
+    source: str,
+    now: datetime,
+) -> bool:
+    """Store the batch's new rows inside a savepoint; False (and nothing stored) when the
+    unique filing key finds one of them already filed."""
+    fresh = [o.at for o in outcomes if o.status == "stored"]
+    if not fresh:
+        return True
+    savepoint = conn.begin_nested()
+    try:
+        _store_rows(conn, prepared, fresh, authority_id, actor=actor, source=source, now=now)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def store_grouped(
@@ -294,12 +395,15 @@ def store_grouped(
     source: str,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None] = ignore,
+    optimistic: bool = False,
 ) -> None:
     """Store batches in file order, committing once at least `commit_rows` rows are in.
 
     Each batch keeps its own audit entry; a transaction holds several, so an index page
     touched by many batches is written once per commit rather than once per batch.
+    `optimistic`: store before looking the references up (see `_Optimism`).
     """
+    optimism = _Optimism(on=True) if optimistic else None
     done = False
     while not done:
         done = True
@@ -317,6 +421,7 @@ def store_grouped(
                     now=register.clock.now(),
                     on_reject=on_reject,
                     on_accept=on_accept,
+                    optimism=optimism,
                 )
                 if stored >= commit_rows:
                     done = False
