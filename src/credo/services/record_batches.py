@@ -166,52 +166,64 @@ class _Outcome:
     reject: Reject | None = None
 
 
-def _plan(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -> list[_Outcome]:
+# A batch's plan: the positions of its new rows, and the other rows' outcomes (retries of
+# stored references and refusals), each in row order.
+_Plan = tuple[list[int], list[_Outcome]]
+
+
+def _plan(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -> _Plan:
     """Each validated row's outcome, given the references already filed (`filed`, which
     this batch's new references are added to)."""
-    outcomes: list[_Outcome] = []
-    for at, (row, line) in enumerate(zip(prepared.rows, prepared.lines, strict=True)):
+    fresh: list[int] = []
+    others: list[_Outcome] = []
+    lines = prepared.lines
+    for at, row in enumerate(prepared.rows):
         subject_id, reference, row_hash = row[SUBJECT], row[REF], row[HASH]
         if subject_id not in known_subjects:
             problem = Problem("subject_id", f"subject {subject_id!r} is not registered")
-            reject = Reject(line, [problem], _row_text(prepared, at))
-            outcomes.append(_Outcome(at, line, "rejected", reference, reject))
+            reject = Reject(lines[at], [problem], _row_text(prepared, at))
+            others.append(_Outcome(at, lines[at], "rejected", reference, reject))
             continue
         previous = filed.get(reference)
         if previous is None:
             filed[reference] = row_hash
-            outcomes.append(_Outcome(at, line, "stored", reference))
+            fresh.append(at)
         elif previous == row_hash:
-            outcomes.append(_Outcome(at, line, "duplicate", reference))
+            others.append(_Outcome(at, lines[at], "duplicate", reference))
         else:
             problem = Problem(
                 "reference",
                 f"{reference!r} is already filed by this authority with different content; "
                 "a changed decision is a correction, not a new filing",
             )
-            reject = Reject(line, [problem], _row_text(prepared, at))
-            outcomes.append(_Outcome(at, line, "rejected", reference, reject))
-    return outcomes
+            reject = Reject(lines[at], [problem], _row_text(prepared, at))
+            others.append(_Outcome(at, lines[at], "rejected", reference, reject))
+    return fresh, others
 
 
 def _report(
-    outcomes: list[_Outcome],
+    prepared: Prepared,
+    plan: _Plan,
     report: ImportReport,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None],
 ) -> list[int]:
     """Count and report the outcomes, in row order; returns the positions to store."""
-    fresh: list[int] = []
+    fresh, others = plan
+    stored = (_Outcome(at, prepared.lines[at], "stored", prepared.rows[at][REF]) for at in fresh)
+    outcomes = others if on_accept is ignore else sorted([*stored, *others], key=_position)
     for outcome in outcomes:
         if outcome.reject is not None:
             _reject(report, on_reject, outcome.reject)
             continue
-        if outcome.status == "stored":
-            fresh.append(outcome.at)
-        else:
+        if outcome.status == "duplicate":
             report.duplicates += 1
         on_accept(outcome.line, outcome.status, outcome.reference)
     return fresh
+
+
+def _position(outcome: _Outcome) -> int:
+    return outcome.at
 
 
 def classify(
@@ -224,7 +236,8 @@ def classify(
 ) -> list[int]:
     """Split validated rows into new ones (their positions), retries of stored ones, and
     conflicts."""
-    return _report(_plan(prepared, known_subjects, filed), report, on_reject, on_accept)
+    plan = _plan(prepared, known_subjects, filed)
+    return _report(prepared, plan, report, on_reject, on_accept)
 
 
 def _reject(report: ImportReport, on_reject: Callable[[Reject], None], reject: Reject) -> None:
@@ -326,11 +339,11 @@ def _store_into(
         return 0
     known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
     if optimism is not None and optimism.on:
-        outcomes = _plan(prepared, known, {})
+        plan = _plan(prepared, known, {})
         if _stored_unless_filed(
-            conn, prepared, outcomes, authority_id, actor=actor, source=source, now=now
+            conn, prepared, plan[0], authority_id, actor=actor, source=source, now=now
         ):
-            fresh = _report(outcomes, report, on_reject, on_accept)
+            fresh = _report(prepared, plan, report, on_reject, on_accept)
             report.stored += len(fresh)
             report.batches += 1 if fresh else 0
             return len(fresh)
@@ -362,16 +375,15 @@ def _store_rows(
 def _stored_unless_filed(
     conn: Any,
     prepared: Prepared,
-    outcomes: list[_Outcome],
+    fresh: list[int],
     authority_id: str,
     *,
     actor: str,
     source: str,
     now: datetime,
 ) -> bool:
-    """Store the batch's new rows inside a savepoint; False (and nothing stored) when the
-    unique filing key finds one of them already filed."""
-    fresh = [o.at for o in outcomes if o.status == "stored"]
+    """Store the batch's new rows (`fresh`, their positions) inside a savepoint; False (and
+    nothing stored) when the unique filing key finds one of them already filed."""
     if not fresh:
         return True
     savepoint = conn.begin_nested()
