@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -58,16 +59,22 @@ def write_jsonl(path: Path, lines: list[Any]) -> Path:
     return path
 
 
-def import_file(
-    register: Register, path: Path, authority: str = "city-court"
-) -> tuple[ImportReport, dict[int, Reject]]:
-    """Import a file as `credo import FILE --authority ID` does; rejects keyed by line."""
+def keeper() -> tuple[dict[int, Reject], Callable[[Reject], None]]:
+    """Rejects keyed by line, and the hook that keeps them (each line at most once)."""
     rejects: dict[int, Reject] = {}
 
     def keep(reject: Reject) -> None:
         assert reject.line not in rejects, f"line {reject.line} rejected twice"
         rejects[reject.line] = reject
 
+    return rejects, keep
+
+
+def import_file(
+    register: Register, path: Path, authority: str = "city-court"
+) -> tuple[ImportReport, dict[int, Reject]]:
+    """Import a file as `credo import FILE --authority ID` does; rejects keyed by line."""
+    rejects, keep = keeper()
     with path.open("rb") as stream:
         report = import_records(
             register,
@@ -630,12 +637,7 @@ def load(
     register: Register, path: Path, *, chunk_bytes: int = 300
 ) -> tuple[ImportReport, dict[int, Reject]]:
     """`credo import` itself: small chunks, all stored in one transaction, in this process."""
-    rejects: dict[int, Reject] = {}
-
-    def keep(reject: Reject) -> None:
-        assert reject.line not in rejects, f"line {reject.line} rejected twice"
-        rejects[reject.line] = reject
-
+    rejects, keep = keeper()
     with path.open("rb") as stream:
         report = import_records_file(
             register,
