@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -338,11 +339,10 @@ def _store_into(
     if not prepared.rows:
         return 0
     known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
+    store = partial(_store_rows, conn, prepared, authority_id, actor=actor, source=source, now=now)
     if optimism is not None and optimism.on:
         plan = _plan(prepared, known, {})
-        if _stored_unless_filed(
-            conn, prepared, plan[0], authority_id, actor=actor, source=source, now=now
-        ):
+        if _stored_unless_filed(conn, plan[0], store):
             fresh = _report(prepared, plan, report, on_reject, on_accept)
             report.stored += len(fresh)
             report.batches += 1 if fresh else 0
@@ -351,7 +351,7 @@ def _store_into(
     filed = repository.existing_references(conn, authority_id, (r[REF] for r in prepared.rows))
     fresh = classify(prepared, known, filed, report, on_reject, on_accept)
     if fresh:
-        _store_rows(conn, prepared, fresh, authority_id, actor=actor, source=source, now=now)
+        store(fresh)
         report.stored += len(fresh)
         report.batches += 1
     return len(fresh)
@@ -360,8 +360,8 @@ def _store_into(
 def _store_rows(
     conn: Any,
     prepared: Prepared,
-    fresh: list[int],
     authority_id: str,
+    fresh: list[int],
     *,
     actor: str,
     source: str,
@@ -372,23 +372,14 @@ def _store_rows(
     store_batch(conn, authority_id, rows, source=source, actor=actor, now=now, copy=copy)
 
 
-def _stored_unless_filed(
-    conn: Any,
-    prepared: Prepared,
-    fresh: list[int],
-    authority_id: str,
-    *,
-    actor: str,
-    source: str,
-    now: datetime,
-) -> bool:
+def _stored_unless_filed(conn: Any, fresh: list[int], store: Callable[[list[int]], None]) -> bool:
     """Store the batch's new rows (`fresh`, their positions) inside a savepoint; False (and
     nothing stored) when the unique filing key finds one of them already filed."""
     if not fresh:
         return True
     savepoint = conn.begin_nested()
     try:
-        _store_rows(conn, prepared, fresh, authority_id, actor=actor, source=source, now=now)
+        store(fresh)
     except (IntegrityError, psycopg.errors.UniqueViolation):
         savepoint.rollback()
         return False
