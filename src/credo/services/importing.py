@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from credo.domain.filing import RECORD_FIELDS
+from credo.domain.policy import Policy
 from credo.services.record_batches import (
     ImportReport,
     Prepared,
@@ -19,6 +20,7 @@ from credo.services.record_batches import (
     batches_of,
     ignore,
     prepare_batch,
+    prepare_csv_chunk,
     require_authority,
     store_grouped,
 )
@@ -108,12 +110,25 @@ def _worker_init(policy_text: str, authority_id: str, today: date, copy_text: bo
 
 
 def _worker_prepare(raw: RawChunk) -> Prepared:
-    return prepare_batch(
-        parse_chunk(raw),
+    return prepare_chunk(
+        raw,
         policy=_worker["policy"],
         authority_id=_worker["authority_id"],
         today=_worker["today"],
         copy_text=_worker["copy_text"],
+    )
+
+
+def prepare_chunk(
+    raw: RawChunk, *, policy: Policy, authority_id: str, today: date, copy_text: bool
+) -> Prepared:
+    """A chunk of the file parsed and validated."""
+    if raw.fmt == "csv":
+        return prepare_csv_chunk(
+            raw, policy=policy, authority_id=authority_id, today=today, copy_text=copy_text
+        )
+    return prepare_batch(
+        parse_chunk(raw), policy=policy, authority_id=authority_id, today=today, copy_text=copy_text
     )
 
 
@@ -154,13 +169,10 @@ def import_file(
         optimistic=True,
     )
     if workers < 1:
+        copy_text = not is_sqlite(register.engine)
         store(
-            prepare_batch(
-                parse_chunk(batch),
-                policy=policy,
-                authority_id=authority_id,
-                today=today,
-                copy_text=not is_sqlite(register.engine),
+            prepare_chunk(
+                batch, policy=policy, authority_id=authority_id, today=today, copy_text=copy_text
             )
             for batch in raw
         )

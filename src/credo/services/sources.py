@@ -235,39 +235,49 @@ def _row_boundary(data: bytes, fmt: str) -> int:
 
 def parse_chunk(chunk: RawChunk) -> list[SourceRow]:
     """The rows of a chunk, numbered by the file's lines."""
-    text = chunk.data.decode("utf-8", errors="surrogateescape")
     if chunk.fmt != "csv":
+        text = chunk.data.decode("utf-8", errors="surrogateescape")
         items = [
             (chunk.first_line + offset, line)
             for offset, line in enumerate(text.split("\n"))
             if line.strip()
         ]
         return parse_batch(RawBatch(chunk.fmt, chunk.names, items))
-    clean = text.isascii() or not _bad_text([text])  # check the bytes once, not per row
     names = chunk.names
-    width = len(names)
+    return [
+        SourceRow(item[0], dict(zip(names, item[1], strict=True)), None, "")
+        if not isinstance(item, SourceRow)
+        else item
+        for item in csv_rows(chunk)
+    ]
+
+
+def csv_rows(chunk: RawChunk) -> Iterator[tuple[int, list[str]] | SourceRow]:
+    """The rows of a CSV chunk: (line, values) for a row with as many fields as the header,
+    the row that could not be read as a SourceRow with its problem; blank lines skipped."""
+    text = chunk.data.decode("utf-8", errors="surrogateescape")
+    clean = text.isascii() or not _bad_text([text])  # check the bytes once, not per row
+    width = len(chunk.names)
     base = chunk.first_line
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[SourceRow] = []
-    append = rows.append
     while True:
         start = base + reader.line_num
         try:
             for values in reader:
                 if len(values) == width and (clean or not _bad_text(values)):
-                    append(SourceRow(start, dict(zip(names, values, strict=True)), None, ""))
+                    yield start, values
                 elif not values or (len(values) == 1 and not values[0].strip() and width > 1):
                     pass  # a blank line
                 elif len(values) != width:
                     problem = Problem("row", f"has {len(values)} fields; the header has {width}")
-                    append(SourceRow(start, None, problem, ",".join(values)))
+                    yield SourceRow(start, None, problem, ",".join(values))
                 else:
                     problem = Problem("row", "is not valid UTF-8")
-                    append(SourceRow(start, None, problem, ",".join(values)))
+                    yield SourceRow(start, None, problem, ",".join(values))
                 start = base + reader.line_num
-            return rows
+            return
         except csv.Error as exc:
-            append(SourceRow(start, None, Problem("row", f"malformed CSV: {exc}")))
+            yield SourceRow(start, None, Problem("row", f"malformed CSV: {exc}"))
 
 
 def read_rows(
