@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import partial
+from functools import lru_cache, partial
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import IntegrityError
 
+from credo.domain.durations import Duration
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.filing import RECORD_FIELDS, NewRecord, validate_plain, validate_record
 from credo.domain.policy import Policy
@@ -159,22 +160,17 @@ def prepare_csv_chunk(
 
 class _Filling:
     """A batch being prepared: each validated record becomes a row to store, with its end
-    date (worked out once per category and day) and, for PostgreSQL, its COPY text."""
+    date and, for PostgreSQL, its COPY text."""
 
     def __init__(self, policy: Policy, copy_text: bool) -> None:
         self.prepared = Prepared(copy=[] if copy_text else None)
         self._categories = policy.category_by_id
-        self._ends: dict[tuple[str, date], str] = {}
 
     def refuse(self, reject: Reject) -> None:
         self.prepared.rejects.append(reject)
 
     def add(self, line: int, rec: NewRecord) -> None:
-        key = (rec.category, rec.decided_on)
-        ends = self._ends.get(key)
-        if ends is None:
-            valid_for = self._categories[rec.category].valid_for
-            ends = self._ends[key] = valid_for.add_to(rec.decided_on).isoformat()
+        ends = _ends_on(self._categories[rec.category].valid_for, rec.decided_on)
         stored = (
             rec.authority_id,
             rec.reference,
@@ -198,6 +194,12 @@ class _Filling:
         else:
             out.copy.append(record_copy_line(stored))
             out.rows.append(_keys_only(stored))
+
+
+@lru_cache(maxsize=1 << 16)
+def _ends_on(valid_for: Duration, decided_on: date) -> str:
+    """A record's end date as text (cached: a file's records share their days)."""
+    return valid_for.add_to(decided_on).isoformat()
 
 
 def record_copy_line(row: tuple[Any, ...]) -> str:
