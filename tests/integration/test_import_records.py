@@ -26,6 +26,7 @@ from credo.services.sources import detect_format, read_rows
 from credo.services.subjects import import_subjects
 from credo.store import repository
 from credo.store.db import is_sqlite
+from credo.store.rescore import REGISTER_LOCK
 from credo.store.tables import records, standings, subjects
 from tests.conftest import TODAY
 from tests.factories import dates_policy, record, rows, seed_register, subject
@@ -707,4 +708,46 @@ def test_a_changed_row_of_a_partly_filed_file_is_refused_and_the_rest_stored(
     for line in (17, 32):
         assert_rejected(rejects, line, "reference", "different content")
     assert count(register, records) == 30
+    assert verify_audit(register).ok
+
+
+def test_an_import_that_fails_keeps_nothing_it_had_not_committed_and_gives_the_lock_back(
+    register: Register, tmp_path: Path
+) -> None:
+    """On PostgreSQL the import's writing connection holds the register lock for its whole
+    run (no rescore between its transactions); a run that fails half-way must roll its open
+    transaction back and release the lock, or every later rescore would wait for ever."""
+    seed_register(register)
+    items = [
+        record(f"F-{n:02d}", f"s-00{n % 3 + 1}", "court.order_defiance", "2026-01-10")
+        for n in range(30)
+    ]
+    items[20] = {**items[20], "category": "no.such_category"}
+    path = write_csv(tmp_path / "fails.csv", items)
+
+    def unwritable(reject: Reject) -> None:
+        raise OSError("the rejects file cannot be written")
+
+    with pytest.raises(OSError, match="rejects file"), path.open("rb") as stream:
+        import_records_file(
+            register,
+            stream,
+            "csv",
+            authority_id="city-court",
+            actor="test",
+            source=path.name,
+            chunk_bytes=300,
+            commit_rows=10_000,
+            workers=0,
+            on_reject=unwritable,
+        )
+
+    with register.read() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 0
+        if not is_sqlite(conn):
+            held = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"
+            assert conn.execute(text(held), {"key": REGISTER_LOCK}).scalar_one() == 0
+    report, rejects = load(register, path)
+    assert (report.stored, report.rejected) == (29, 1)
+    assert list(rejects) == [22]
     assert verify_audit(register).ok

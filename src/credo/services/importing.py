@@ -8,11 +8,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
-from functools import partial
 from typing import Any, BinaryIO
 
 from credo.domain.filing import RECORD_FIELDS
 from credo.domain.policy import Policy
+from credo.services.import_writer import store_pipelined
 from credo.services.record_batches import (
     ImportReport,
     Prepared,
@@ -157,17 +157,21 @@ def import_file(
     today = register.clock.today()
     report = ImportReport()
     raw = read_chunks(stream, fmt, RECORD_FIELDS, chunk_bytes, on_bytes)
-    store = partial(
-        store_grouped,
-        register,
-        report=report,
-        commit_rows=commit_rows,
-        authority_id=authority_id,
-        actor=actor,
-        source=source,
-        on_reject=on_reject,
-        optimistic=True,
-    )
+    options: dict[str, Any] = {
+        "report": report,
+        "commit_rows": commit_rows,
+        "authority_id": authority_id,
+        "actor": actor,
+        "source": source,
+        "on_reject": on_reject,
+    }
+
+    def store(batches: Iterator[Prepared]) -> None:
+        if is_sqlite(register.engine):
+            store_grouped(register, batches, optimistic=True, **options)
+        else:  # the statements of one batch overlap the preparation of the next
+            store_pipelined(register, batches, **options)
+
     if workers < 1:
         copy_text = not is_sqlite(register.engine)
         store(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -101,6 +102,16 @@ def notify(
     )
 
 
+FILED_COLUMNS = ("subject_id", "record_id", "kind", "created_at", "status", "attempts")
+
+
+def filed_copy_text(filed: Iterable[tuple[str, int]], now: datetime) -> str:
+    """PostgreSQL: the `record.filed` notices of (subject id, record id) pairs as COPY text
+    for FILED_COLUMNS."""
+    tail = f"\t{RECORD_FILED}\t{now.isoformat()}\tpending\t0\n"
+    return "".join(f"{repository.copy_escape(s)}\t{i}{tail}" for s, i in filed)
+
+
 def notify_records(conn: Connection, filed: list[tuple[str, int]], now: datetime) -> None:
     """One `record.filed` notice per (subject id, record id) just stored, in one bulk insert.
 
@@ -108,13 +119,7 @@ def notify_records(conn: Connection, filed: list[tuple[str, int]], now: datetime
     must be the subject's: both come from the same stored row.
     """
     if not is_sqlite(conn):
-        tail = f"\t{RECORD_FILED}\t{now.isoformat()}\tpending\t0\n"
-        repository.copy_text(
-            conn,
-            "notices",
-            ("subject_id", "record_id", "kind", "created_at", "status", "attempts"),
-            "".join(f"{repository.copy_escape(s)}\t{i}{tail}" for s, i in filed),
-        )
+        repository.copy_text(conn, "notices", FILED_COLUMNS, filed_copy_text(filed, now))
         return
     stamp = now.isoformat(sep=" ")
     repository.insert_rows(

@@ -22,7 +22,7 @@ from credo.domain.durations import Duration
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.filing import RECORD_FIELDS, NewRecord, validate_plain, validate_record
 from credo.domain.policy import Policy
-from credo.services.notices import notify_records
+from credo.services.notices import FILED_COLUMNS, filed_copy_text, notify_records
 from credo.services.register import Register
 from credo.services.sources import RawChunk, SourceRow, csv_rows, raw_text
 from credo.store import audit, repository
@@ -257,10 +257,10 @@ class _Outcome:
 
 # A batch's plan: the positions of its new rows, and the other rows' outcomes (retries of
 # stored references and refusals), each in row order.
-_Plan = tuple[list[int], list[_Outcome]]
+Plan = tuple[list[int], list[_Outcome]]
 
 
-def _plan(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -> _Plan:
+def plan_batch(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -> Plan:
     """Each validated row's outcome, given the references already filed (`filed`, which
     this batch's new references are added to)."""
     fresh: list[int] = []
@@ -290,9 +290,9 @@ def _plan(prepared: Prepared, known_subjects: set[str], filed: dict[str, str]) -
     return fresh, others
 
 
-def _report(
+def report_plan(
     prepared: Prepared,
-    plan: _Plan,
+    plan: Plan,
     report: ImportReport,
     on_reject: Callable[[Reject], None],
     on_accept: Callable[[int, str, str], None],
@@ -303,7 +303,7 @@ def _report(
     outcomes = others if on_accept is ignore else sorted([*stored, *others], key=_position)
     for outcome in outcomes:
         if outcome.reject is not None:
-            _reject(report, on_reject, outcome.reject)
+            reject_row(report, on_reject, outcome.reject)
             continue
         if outcome.status == "duplicate":
             report.duplicates += 1
@@ -325,11 +325,11 @@ def classify(
 ) -> list[int]:
     """Split validated rows into new ones (their positions), retries of stored ones, and
     conflicts."""
-    plan = _plan(prepared, known_subjects, filed)
-    return _report(prepared, plan, report, on_reject, on_accept)
+    plan = plan_batch(prepared, known_subjects, filed)
+    return report_plan(prepared, plan, report, on_reject, on_accept)
 
 
-def _reject(report: ImportReport, on_reject: Callable[[Reject], None], reject: Reject) -> None:
+def reject_row(report: ImportReport, on_reject: Callable[[Reject], None], reject: Reject) -> None:
     report.add_reject(reject)
     on_reject(reject)
 
@@ -348,45 +348,99 @@ def store_batch(
 
     `copy`: the rows as COPY text lines (PostgreSQL), when the worker made them.
     """
+    if copy is not None and not is_sqlite(conn):
+        _, batch_id, ids = repository.reserve_records(conn, (), len(fresh))
+        batch = copy_batch(fresh, copy, ids, batch_id, now)
+        write_copy_batch(conn, batch, authority_id=authority_id, actor=actor, source=source)
+        return batch_id
     batch_id = repository.new_batch(conn, "records", source, now, authority_id)
     stamp = now.isoformat(sep=" ") if is_sqlite(conn) else now
     # The ids are drawn first, so the batch's ids, its notices and its audit entry need no
     # query over the records table (which, mid-import, the planner's statistics lag behind).
     ids = repository.new_record_ids(conn, len(fresh))
-    if copy is not None and not is_sqlite(conn):
-        tail = f"\t{batch_id}\t{now.isoformat()}\n"
-        repository.copy_text(
-            conn,
-            "records",
-            ("id", *ROW_COLUMNS, "batch_id", "filed_at"),
-            "".join(f"{i}\t{line}{tail}" for i, line in zip(ids, copy, strict=True)),
-        )
-    else:
-        repository.insert_rows(
-            conn,
-            "records",
-            ("id", *ROW_COLUMNS),
-            [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
-            constants={"batch_id": batch_id, "filed_at": stamp},
-        )
+    repository.insert_rows(
+        conn,
+        "records",
+        ("id", *ROW_COLUMNS),
+        [(record_id, *row) for record_id, row in zip(ids, fresh, strict=True)],
+        constants={"batch_id": batch_id, "filed_at": stamp},
+    )
     notify_records(conn, [(row[SUBJECT], i) for i, row in zip(ids, fresh, strict=True)], now)
-    count, first, last = len(ids), ids[0], ids[-1]
+    _audit_batch(
+        conn, batch_id, ids, (row[HASH] for row in fresh), now, authority_id, actor, source
+    )
+    return batch_id
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBatch:
+    """PostgreSQL: a batch's new records and their notices as COPY text, under ids drawn
+    beforehand; what storing it needs but the statements."""
+
+    batch_id: int
+    ids: list[int]
+    records: str
+    notices: str
+    hashes: list[str]
+    at: datetime
+
+
+def copy_batch(
+    rows: list[tuple[Any, ...]], lines: list[str], ids: list[int], batch_id: int, now: datetime
+) -> CopyBatch:
+    """The COPY text of new rows (`lines`, as the worker made them) with their ids, in order."""
+    ids = ids[: len(rows)]
+    tail = f"\t{batch_id}\t{now.isoformat()}\n"
+    return CopyBatch(
+        batch_id,
+        ids,
+        "".join(f"{i}\t{line}{tail}" for i, line in zip(ids, lines, strict=True)),
+        filed_copy_text(((row[SUBJECT], i) for i, row in zip(ids, rows, strict=True)), now),
+        [row[HASH] for row in rows],
+        now,
+    )
+
+
+def write_copy_batch(
+    conn: Any, batch: CopyBatch, *, authority_id: str, actor: str, source: str
+) -> None:
+    """Store a batch made by `copy_batch`: its batch row, records, notices and audit entry."""
+    repository.new_batch(conn, "records", source, batch.at, authority_id, batch.batch_id)
+    repository.copy_text(conn, "records", RECORD_COPY_COLUMNS, batch.records)
+    repository.copy_text(conn, "notices", FILED_COLUMNS, batch.notices)
+    _audit_batch(
+        conn, batch.batch_id, batch.ids, batch.hashes, batch.at, authority_id, actor, source
+    )
+
+
+RECORD_COPY_COLUMNS = ("id", *ROW_COLUMNS, "batch_id", "filed_at")
+
+
+def _audit_batch(
+    conn: Any,
+    batch_id: int,
+    ids: list[int],
+    hashes: Iterable[str],
+    now: datetime,
+    authority_id: str,
+    actor: str,
+    source: str,
+) -> None:
     audit.append(
         conn,
         actor=actor,
         action="records.filed",
         at=now,
-        digest=audit.rows_digest(row[HASH] for row in fresh),
+        digest=audit.rows_digest(hashes),
         payload={
             "batch_id": batch_id,
             "authority": authority_id,
             "source": source,
-            "stored": count,
-            "first_record_id": first,
-            "last_record_id": last,
+            "stored": len(ids),
+            "first_record_id": ids[0],
+            "last_record_id": ids[-1],
         },
     )
-    return batch_id
 
 
 def batches_of(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
@@ -407,7 +461,7 @@ class _Optimism:
     on: bool
 
 
-def _store_into(
+def store_into(
     conn: Any,
     prepared: Prepared,
     report: ImportReport,
@@ -423,15 +477,15 @@ def _store_into(
     """Report a batch's refusals and store its new rows in the open transaction; returns
     how many rows it stored."""
     for reject in prepared.rejects:
-        _reject(report, on_reject, reject)
+        reject_row(report, on_reject, reject)
     if not prepared.rows:
         return 0
     known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
     store = partial(_store_rows, conn, prepared, authority_id, actor=actor, source=source, now=now)
     if optimism is not None and optimism.on:
-        plan = _plan(prepared, known, {})
+        plan = plan_batch(prepared, known, {})
         if _stored_unless_filed(conn, plan[0], store):
-            fresh = _report(prepared, plan, report, on_reject, on_accept)
+            fresh = report_plan(prepared, plan, report, on_reject, on_accept)
             report.stored += len(fresh)
             report.batches += 1 if fresh else 0
             return len(fresh)
@@ -502,7 +556,7 @@ def store_grouped(
             lock_register(conn, exclusive=False, authority_id=authority_id)
             stored = 0
             for prepared in batches:
-                stored += _store_into(
+                stored += store_into(
                     conn,
                     prepared,
                     report,

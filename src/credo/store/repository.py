@@ -37,14 +37,23 @@ def active_policy_row(conn: Connection) -> tuple[int, str]:
 
 
 def new_batch(
-    conn: Connection, kind: str, source: str, at: datetime, authority_id: str | None = None
+    conn: Connection,
+    kind: str,
+    source: str,
+    at: datetime,
+    authority_id: str | None = None,
+    batch_id: int | None = None,
 ) -> int:
-    """Open a batch row that stored rows point to."""
-    result = conn.execute(
-        insert(batches).values(
-            kind=kind, source=source[:1000], authority_id=authority_id, created_at=at
-        )
-    )
+    """Open a batch row that stored rows point to (`batch_id`: one drawn beforehand)."""
+    values: dict[str, Any] = {
+        "kind": kind,
+        "source": source[:1000],
+        "authority_id": authority_id,
+        "created_at": at,
+    }
+    if batch_id is not None:
+        values["id"] = batch_id
+    result = conn.execute(insert(batches).values(**values))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -60,14 +69,20 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def _many(conn: Connection, values: Iterable[str]) -> tuple[str, Any]:
     """One bind parameter holding a whole set of strings: json_each on SQLite, ANY on PG."""
-    items = sorted(set(values))
     if is_sqlite(conn):
-        return "(SELECT value FROM json_each(:many))", json.dumps(items)
+        return "(SELECT value FROM json_each(:many))", json.dumps(sorted(set(values)))
+    array, many = _pg_array(values)
+    return f"ANY({array})", many
+
+
+def _pg_array(values: Iterable[str]) -> tuple[str, Any]:
+    """PostgreSQL: a set of strings as an array expression over the bind parameter :many."""
+    items = sorted(set(values))
     if not any(_UNIT in item for item in items):
         # One text the server splits: dumping a list as an array costs the client more than
         # the lookups cost the server (validated ids and references hold no control chars).
-        return "ANY(string_to_array(:many, chr(31)))", _UNIT.join(items)
-    return "ANY(:many)", items
+        return "string_to_array(:many, chr(31))", _UNIT.join(items)
+    return "CAST(:many AS text[])", items
 
 
 def existing_subjects(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
@@ -282,6 +297,35 @@ def new_record_ids(conn: Connection, count: int) -> list[int]:
     if spread is not None:
         return [int(v) for v in spread]
     return list(range(int(low), int(high) + 1))
+
+
+def reserve_records(
+    conn: Connection, subject_ids: Iterable[str], count: int
+) -> tuple[set[str], int, list[int]]:
+    """PostgreSQL, one round trip: which of these subjects are not registered, a fresh batch
+    id and `count` fresh record ids, ascending (as `new_record_ids` draws them).
+
+    Sequences are not transactional, so any connection can draw them; the caller makes sure
+    no rescore can run before the rows that use them are committed (see
+    credo.services.import_writer).
+    """
+    wanted = set(subject_ids)
+    array, many = _pg_array(wanted)
+    known, batch_id, low, high, spread = conn.execute(
+        text(
+            f"SELECT (SELECT array_agg(id) FROM subjects WHERE id = ANY({array})), "
+            "nextval(pg_get_serial_sequence('batches', 'id')), ids.* FROM ("
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+            "ELSE array_agg(v ORDER BY v) END "
+            "FROM (SELECT nextval('records_id_seq') AS v FROM generate_series(1, :n)) v) ids"
+        ),
+        {"many": many, "n": count},
+    ).one()
+    if spread is not None:
+        ids = [int(v) for v in spread]
+    else:
+        ids = list(range(int(low), int(high) + 1)) if count > 0 else []
+    return wanted.difference(known or ()), int(batch_id), ids
 
 
 def subject_row(conn: Connection, subject_id: str) -> Any:

@@ -466,6 +466,18 @@ def _advance(conn: Connection, through: int, as_of: date) -> None:
         )
 
 
+REGISTER_LOCK = 7276002  # PostgreSQL advisory lock: filers share it, a rescore takes it alone
+
+
+def hold_register_shared(conn: Connection, hold: bool) -> None:
+    """PostgreSQL: take (`hold`) or give back the register lock, shared, for the connection's
+    session rather than one transaction: a long filer keeps rescores out between its
+    transactions. The connection must not go back to a pool while it holds it."""
+    if not is_sqlite(conn):
+        verb = "lock" if hold else "unlock"
+        conn.execute(text(f"SELECT pg_advisory_{verb}_shared({REGISTER_LOCK})"))
+
+
 def lock_register(conn: Connection, *, exclusive: bool, authority_id: str | None = None) -> None:
     """Filers share the register lock; a rescore takes it alone (PostgreSQL; SQLite serialises).
 
@@ -475,7 +487,7 @@ def lock_register(conn: Connection, *, exclusive: bool, authority_id: str | None
     if is_sqlite(conn):
         return
     mode = "" if exclusive else "_shared"
-    conn.execute(text(f"SELECT pg_advisory_xact_lock{mode}(7276002)"))
+    conn.execute(text(f"SELECT pg_advisory_xact_lock{mode}({REGISTER_LOCK})"))
     if authority_id is not None:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(7276003, hashtext(:a))"), {"a": authority_id}
