@@ -635,9 +635,10 @@ def test_record_ids_are_fresh_whether_or_not_the_sequence_hands_them_out_in_a_ro
 
 
 def load(
-    register: Register, path: Path, *, chunk_bytes: int = 300
+    register: Register, path: Path, *, chunk_bytes: int = 300, workers: int = 0
 ) -> tuple[ImportReport, dict[int, Reject]]:
-    """`credo import` itself: small chunks, all stored in one transaction, in this process."""
+    """`credo import` itself: small chunks, all stored in one transaction, validated in this
+    process (or in `workers` processes)."""
     rejects, keep = keeper()
     with path.open("rb") as stream:
         report = import_records_file(
@@ -649,7 +650,7 @@ def load(
             source=path.name,
             chunk_bytes=chunk_bytes,
             commit_rows=10_000,
-            workers=0,
+            workers=workers,
             on_reject=keep,
         )
     return report, rejects
@@ -751,3 +752,35 @@ def test_an_import_that_fails_keeps_nothing_it_had_not_committed_and_gives_the_l
     assert (report.stored, report.rejected) == (29, 1)
     assert list(rejects) == [22]
     assert verify_audit(register).ok
+
+
+def test_an_import_validated_in_a_worker_process_refuses_and_stores_the_same_rows(
+    register: Register, tmp_path: Path
+) -> None:
+    """A big file is validated in worker processes (which, on SQLite, also check the chunk's
+    subjects, reading the database themselves): the same rows stored and refused, with the
+    same lines and reasons, as when one process does it all."""
+    seed_register(register)
+    items = [
+        record(f"W-{n:03d}", f"s-00{n % 3 + 1}", "court.order_defiance", "2026-01-10")
+        for n in range(60)
+    ]
+    items[7] = {**items[7], "subject_id": "s-999"}
+    items[31] = {**items[31], "decided_on": "2026-13-01"}
+    items[45] = {**items[45], "subject_id": "s-998"}
+    path = write_csv(tmp_path / "big.csv", items)
+
+    report, rejects = load(register, path, workers=1)
+
+    assert (report.stored, report.duplicates, report.rejected) == (57, 0, 3)
+    assert sorted(rejects) == [9, 33, 47]
+    assert "subject 's-999' is not registered" in rejects[9].reason
+    assert "decided_on" in rejects[33].reason
+    assert "subject 's-998' is not registered" in rejects[47].reason
+    with register.read() as conn:
+        refs = conn.execute(select(records.c.reference).order_by(records.c.id)).scalars().all()
+    assert refs == [item["reference"] for n, item in enumerate(items) if n not in (7, 31, 45)]
+    assert verify_audit(register).ok
+
+    again, _ = load(register, path, workers=1)
+    assert (again.stored, again.duplicates, again.rejected) == (0, 57, 3)

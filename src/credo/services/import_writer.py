@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -200,7 +201,7 @@ def store_pipelined(
             writer.close()
 
 
-def _planned(drawing: Connection, prepared: Prepared, now: Any) -> _Job:
+def _planned(drawing: Connection, prepared: Prepared, now: datetime) -> _Job:
     """Check a batch's subjects, draw its ids, plan it as if none of its references were
     filed, and format what it stores."""
     rows = prepared.rows

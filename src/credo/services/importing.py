@@ -4,16 +4,19 @@ worker processes, stored in file order in grouped transactions, then one rescore
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from credo.domain.filing import RECORD_FIELDS
 from credo.domain.policy import Policy
 from credo.services.import_writer import store_pipelined
 from credo.services.record_batches import (
+    SUBJECT,
     ImportReport,
     Prepared,
     Reject,
@@ -98,7 +101,9 @@ def _finish(register: Register, report: ImportReport) -> ImportReport:
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(policy_text: str, authority_id: str, today: date, copy_text: bool) -> None:
+def _worker_init(
+    policy_text: str, authority_id: str, today: date, copy_text: bool, sqlite_path: str | None
+) -> None:
     from credo.domain.policy_load import load_policy
 
     _worker.update(
@@ -107,16 +112,24 @@ def _worker_init(policy_text: str, authority_id: str, today: date, copy_text: bo
         today=today,
         copy_text=copy_text,
     )
+    if sqlite_path is not None:  # the worker checks its chunks' subjects, read-only
+        uri = f"{Path(sqlite_path).resolve().as_uri()}?mode=ro"
+        _worker["subjects"] = sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def _worker_prepare(raw: RawChunk) -> Prepared:
-    return prepare_chunk(
+    prepared = prepare_chunk(
         raw,
         policy=_worker["policy"],
         authority_id=_worker["authority_id"],
         today=_worker["today"],
         copy_text=_worker["copy_text"],
     )
+    subjects = _worker.get("subjects")
+    if subjects is not None and prepared.rows:
+        ids = {row[SUBJECT] for row in prepared.rows}
+        prepared.unknown = repository.unregistered_subjects(subjects, ids)
+    return prepared
 
 
 def prepare_chunk(
@@ -182,14 +195,24 @@ def import_file(
         )
     else:
         context = multiprocessing.get_context("spawn")
+        sqlite = is_sqlite(register.engine)
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=_worker_init,
-            initargs=(policy_text, authority_id, today, not is_sqlite(register.engine)),
+            initargs=(policy_text, authority_id, today, not sqlite, _subjects_file(register)),
         ) as pool:
             store(_in_order(pool, raw, workers))
     return _finish(register, report)
+
+
+def _subjects_file(register: Register) -> str | None:
+    """SQLite: the database file, which the workers read the subjects from (a check off the
+    writing process, which SQLite's single writer makes the import's critical path)."""
+    url = register.engine.url
+    if not is_sqlite(register.engine) or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
 
 
 def _in_order(

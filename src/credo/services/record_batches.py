@@ -91,6 +91,9 @@ class Prepared:
     # Each row as a line of PostgreSQL COPY text (no id, batch or time yet), when asked for:
     # formatting in the validating worker spares the process that writes.
     copy: list[str] | None = None
+    # The batch's subjects found unregistered where it was validated (SQLite: the worker
+    # reads them), or None when the store is to check them.
+    unknown: set[str] | None = None
 
 
 def prepare_batch(
@@ -480,7 +483,10 @@ def store_into(
         reject_row(report, on_reject, reject)
     if not prepared.rows:
         return 0
-    known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
+    if prepared.unknown is None:
+        known = repository.registered_subjects(conn, (r[SUBJECT] for r in prepared.rows))
+    else:
+        known = {r[SUBJECT] for r in prepared.rows} - prepared.unknown
     store = partial(_store_rows, conn, prepared, authority_id, actor=actor, source=source, now=now)
     if optimism is not None and optimism.on:
         plan = plan_batch(prepared, known, {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -101,6 +102,16 @@ def registered_subjects(conn: Connection, ids: Iterable[str]) -> set[str]:
     op = "IN" if is_sqlite(conn) else "="
     rows = conn.execute(text(f"SELECT id FROM subjects WHERE id {op} {clause}"), {"many": many})
     return set(rows.scalars())
+
+
+def unregistered_subjects(db: sqlite3.Connection, ids: set[str]) -> set[str]:
+    """SQLite, on a connection of the driver's own (an import's worker process opens one
+    read-only): which of these subject ids are not registered."""
+    found = db.execute(
+        "SELECT id FROM subjects WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(ids)),),
+    )
+    return ids.difference(row[0] for row in found)
 
 
 def existing_references(
