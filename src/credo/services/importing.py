@@ -114,7 +114,7 @@ def _worker_init(
     )
     if sqlite_path is not None:  # the worker checks its chunks' subjects, read-only
         uri = f"{Path(sqlite_path).resolve().as_uri()}?mode=ro"
-        _worker["subjects"] = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        _worker["subjects"] = sqlite3.connect(uri, uri=True)
 
 
 def _worker_prepare(raw: RawChunk) -> Prepared:
