@@ -151,25 +151,30 @@ def restricted(
 def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tuple[str, ...]:
     """Every measure whose trigger holds on the standing of its own contexts alone.
 
-    Each distinct set of contexts is judged once, from the effective records' counts per
-    category (the points of a category depend only on how many of its records count).
+    The standing of a set of contexts depends only on which of the subject's categories
+    fall in it and how many of their records count (the points of a category depend only
+    on that count), so each distinct set of such categories is judged once: most measures'
+    contexts hold none or the same few of a person's categories.
     """
     categories = policy.category_by_id
     counts: dict[str, int] = {}
     for record in effective:
         counts[record.category] = counts.get(record.category, 0) + 1
     applied: list[str] = []
-    cache: dict[frozenset[Context], tuple[str, tuple[str, ...]]] = {}
+    by_contexts: dict[frozenset[Context], tuple[str, tuple[str, ...]]] = {}
+    by_present: dict[frozenset[str], tuple[str, tuple[str, ...]]] = {}
     for measure in policy.measures:
         key = frozenset(measure.contexts)
-        if key not in cache:
-            present = {c for c in counts if categories[c].context in key}
-            points = sum(
-                _capped(categories[c].points, categories[c].cap, counts[c]) for c in present
-            )
-            _, grade, lists = _judge(policy, points, present)
-            cache[key] = (grade, lists)
-        grade, lists = cache[key]
+        if key not in by_contexts:
+            present = frozenset(c for c in counts if categories[c].context in key)
+            if present not in by_present:
+                points = sum(
+                    _capped(categories[c].points, categories[c].cap, counts[c]) for c in present
+                )
+                _, grade, lists = _judge(policy, points, set(present))
+                by_present[present] = (grade, lists)
+            by_contexts[key] = by_present[present]
+        grade, lists = by_contexts[key]
         trigger = measure.trigger
         holds = (
             trigger.list in lists if isinstance(trigger, ListTrigger) else grade in trigger.grade_in
