@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -114,7 +114,7 @@ def tally(policy: Policy, effective: Sequence[RecordFacts]) -> Tally:
     return Tally(score=score, grade=grade, lists=lists, explanation=tuple(lines))
 
 
-def _judge(policy: Policy, points: int, present: set[str]) -> tuple[int, str, tuple[str, ...]]:
+def _judge(policy: Policy, points: int, present: Set[str]) -> tuple[int, str, tuple[str, ...]]:
     """Score, grade and lists from the capped points and the categories that count."""
     header = policy.policy
     score = min(max(header.base_score + points, header.score_min), header.score_max)
@@ -122,7 +122,7 @@ def _judge(policy: Policy, points: int, present: set[str]) -> tuple[int, str, tu
     on: dict[str, bool] = {}
     for rule in policy.lists_in_evaluation_order:
         holds = any(
-            bool(present.intersection(cond.any_of))
+            not present.isdisjoint(cond.any_of)
             if isinstance(cond, AnyOf)
             else grade in cond.grade_in
             for cond in rule.when
@@ -171,7 +171,7 @@ def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tup
                 points = sum(
                     _capped(categories[c].points, categories[c].cap, counts[c]) for c in present
                 )
-                _, grade, lists = _judge(policy, points, set(present))
+                _, grade, lists = _judge(policy, points, present)
                 by_present[present] = (grade, lists)
             by_contexts[key] = by_present[present]
         grade, lists = by_contexts[key]

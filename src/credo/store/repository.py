@@ -295,19 +295,24 @@ def new_record_ids(conn: Connection, count: int) -> list[int]:
     if is_sqlite(conn):
         first = newest_record_id(conn) + 1
         return list(range(first, first + count))
-    # Alone on the sequence (the usual case) the ids are consecutive, and two numbers say
-    # which; beside another filer they interleave and come back one by one.
-    low, high, spread = conn.execute(
-        text(
-            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
-            "ELSE array_agg(v ORDER BY v) END "
-            "FROM (SELECT nextval('records_id_seq') AS v FROM generate_series(1, :n)) ids"
-        ),
-        {"n": count},
-    ).one()
+    low, high, spread = conn.execute(text(_DRAW_IDS), {"n": count}).one()
+    return _drawn(low, high, spread)
+
+
+# Alone on the sequence (the usual case) the ids are consecutive, and two numbers say
+# which; beside another filer they interleave and come back one by one.
+_DRAW_IDS = (
+    "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+    "ELSE array_agg(v ORDER BY v) END "
+    "FROM (SELECT nextval('records_id_seq') AS v FROM generate_series(1, :n)) drawn"
+)
+
+
+def _drawn(low: Any, high: Any, spread: Any) -> list[int]:
+    """The ids `_DRAW_IDS` drew (none when it drew none)."""
     if spread is not None:
         return [int(v) for v in spread]
-    return list(range(int(low), int(high) + 1))
+    return [] if low is None else list(range(int(low), int(high) + 1))
 
 
 def reserve_records(
@@ -325,18 +330,11 @@ def reserve_records(
     known, batch_id, low, high, spread = conn.execute(
         text(
             f"SELECT (SELECT array_agg(id) FROM subjects WHERE id = ANY({array})), "
-            "nextval(pg_get_serial_sequence('batches', 'id')), ids.* FROM ("
-            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
-            "ELSE array_agg(v ORDER BY v) END "
-            "FROM (SELECT nextval('records_id_seq') AS v FROM generate_series(1, :n)) v) ids"
+            f"nextval(pg_get_serial_sequence('batches', 'id')), ids.* FROM ({_DRAW_IDS}) ids"
         ),
         {"many": many, "n": count},
     ).one()
-    if spread is not None:
-        ids = [int(v) for v in spread]
-    else:
-        ids = list(range(int(low), int(high) + 1)) if count > 0 else []
-    return wanted.difference(known or ()), int(batch_id), ids
+    return wanted.difference(known or ()), int(batch_id), _drawn(low, high, spread)
 
 
 def subject_row(conn: Connection, subject_id: str) -> Any:
