@@ -10,6 +10,7 @@ subject's stored standing must equal the preview's "after" side, on SQLite and P
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,10 @@ from credo.clock import FixedDateClock
 from credo.domain.errors import ConflictError, NoActivePolicyError, PolicyError
 from credo.domain.fairness import FairnessRow, fairness
 from credo.domain.policy_load import load_policy
+from credo.services import importing, preview_snapshot
 from credo.services.cases import decide_case, object_to_record, request_repair
 from credo.services.filing import subject_standing
+from credo.services.importing import Reject
 from credo.services.inquiries import Inquiry, write_inquiries
 from credo.services.policies import activate_policy
 from credo.services.preview import Engine, preview_policy, preview_standings
@@ -753,3 +756,116 @@ def test_cli_policy_snapshot_says_how_it_brought_the_snapshot_current(
     assert first.stdout.startswith("policy preview snapshot: full (")
     again = run_cli(built, tmp_path, "policy", "snapshot")
     assert again.stdout.startswith("policy preview snapshot: current (")
+
+
+def test_more_new_records_than_the_snapshot_holds_stream_in_incrementally(
+    built: Register, tmp_path: Path
+) -> None:
+    """Filed id ranges are read as a stream of Arrow batches whatever their size: many new
+    records on a small snapshot are caught up, not read afresh, and equal a fresh read."""
+    reg = built
+    assert keep_snapshot(reg) == "full"
+    with preview_duckdb.opened(reg.engine, reg.home) as snap:
+        held = snap.run("SELECT COUNT(*) FROM records")[0][0]
+    new = [
+        record(f"MANY-{n}", f"s-{8 + n % 53:03d}", "civic.volunteering", "2026-02-01")
+        for n in range(2 * held + 10)
+    ]
+    assert file_rows(reg, "personnel", new).stored == len(new)
+    assert keep_snapshot(reg) == "incremental"
+    assert_refreshed(reg, tmp_path, "current")
+
+
+def test_filed_records_are_read_only_at_the_head_they_are_asked_for(built: Register) -> None:
+    """A stream of filed records from a register already past the asked head is refused
+    (Moved): the caller's transaction and the stream must see the same writes."""
+    with built.read() as conn:
+        head = preview_source.read_head(conn)
+    with preview_source.filed_records(built.engine, [(1, 10**9)], head) as stream:
+        assert stream.read_all().num_rows > 0
+    file(built, "LATE-1", "s-050", "court.minor", "2026-03-01")
+    with (
+        pytest.raises(preview_source.Moved, match="try again"),
+        preview_source.filed_records(built.engine, [(1, 10**9)], head),
+    ):
+        pass
+
+
+def test_a_snapshot_that_cannot_be_caught_up_is_read_afresh_only_from_a_small_register(
+    built: Register,
+) -> None:
+    reg = built
+    assert reg.home is not None
+    path = preview_duckdb.snapshot_path(reg.engine, reg.home)
+    with reg.read() as conn:
+        count = int(conn.execute(text("SELECT COUNT(*) FROM records")).scalar_one())
+    assert keep_snapshot(reg, afresh_up_to=count - 1) == ""
+    assert not path.exists() or keep_snapshot(reg, afresh_up_to=count - 1) == ""
+    assert keep_snapshot(reg, afresh_up_to=count) == "full"
+    assert keep_snapshot(reg, afresh_up_to=0) == "current"
+
+
+def _records_csv(path: Path, items: list[dict[str, Any]]) -> Path:
+    names = list(items[0])
+    lines = [",".join(names)] + [",".join(str(i[n]) for n in names) for i in items]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _import_csv(register: Register, path: Path, **options: Any) -> importing.ImportReport:
+    with path.open("rb") as stream:
+        return importing.import_file(
+            register, stream, "csv", authority_id="court", actor="test", source=path.name, **options
+        )
+
+
+def test_a_long_import_keeps_the_preview_snapshot_current_as_it_goes(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`credo import` of a big file starts the snapshot keeper: a process of its own catches
+    the snapshot up while the import stores, then once more at its end. The first preview
+    after it reads no copy, and the kept snapshot equals a fresh read."""
+    reg = built
+    monkeypatch.setattr(importing, "KEEP_SNAPSHOT_FROM", 1)  # any file is "long"
+    monkeypatch.setattr(preview_snapshot, "SMALL_REGISTER", 0)  # never read afresh
+    items = [
+        record(f"KEPT-{n}", f"s-{8 + n % 53:03d}", "court.minor", "2026-02-10") for n in range(400)
+    ]
+    # no snapshot yet, and a register too big to read afresh: the keeper leaves it
+    first = _import_csv(reg, _records_csv(tmp_path / "kept.csv", items))
+    assert first.snapshot.startswith("left to the next preview")
+    assert preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB).snapshot == "full"
+    # with a snapshot to catch up: kept, in chunks of the file, each its own transaction
+    more = [
+        record(f"KEPT-{n}", f"s-{8 + n % 53:03d}", "court.minor", "2026-02-11")
+        for n in range(400, 1400)
+    ]
+    csv = _records_csv(tmp_path / "more.csv", more)
+    report = _import_csv(reg, csv, chunk_bytes=2_000, commit_rows=100)
+    assert (report.stored, report.snapshot) == (1000, "current")
+    assert_refreshed(reg, tmp_path, "current")
+    assert multiprocessing.active_children() == []
+    # a small file leaves the snapshot to the next preview, which catches it up
+    monkeypatch.setattr(importing, "KEEP_SNAPSHOT_FROM", 1 << 30)
+    last = [record("KEPT-LAST", "s-010", "court.defiance", "2026-02-12")]
+    assert _import_csv(reg, _records_csv(tmp_path / "last.csv", last)).snapshot == ""
+    assert_refreshed(reg, tmp_path, "incremental")
+
+
+def test_an_import_that_fails_stops_its_snapshot_keeper(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = built
+    assert keep_snapshot(reg) == "full"
+    monkeypatch.setattr(importing, "KEEP_SNAPSHOT_FROM", 1)
+    items = [record(f"FAIL-{n}", "s-009", "court.minor", "2026-02-10") for n in range(50)]
+    items.append(record("FAIL-BAD", "s-009", "court.minor", "not a day"))
+
+    def refuse(reject: Reject) -> None:
+        raise RuntimeError(f"stop at line {reject.line}")
+
+    with pytest.raises(RuntimeError, match="stop at line 52"):
+        _import_csv(reg, _records_csv(tmp_path / "fails.csv", items), on_reject=refuse)
+    assert multiprocessing.active_children() == []
+    assert keep_snapshot(reg) in ("current", "incremental")
+    assert_refreshed(reg, tmp_path, "current")

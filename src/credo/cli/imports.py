@@ -81,6 +81,8 @@ def _run_import(
     )
     if report.rescored:
         typer.echo(f"standings updated for {report.rescored} subjects")
+    if report.snapshot:
+        typer.echo(f"policy preview snapshot: {report.snapshot}")
     if report.rejected:
         for reject in report.first_rejects[:20]:
             err.print(f"line {reject.line}: {reject.reason}", markup=False)

@@ -4,7 +4,9 @@ worker processes, stored in file order in grouped transactions, then one rescore
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -15,6 +17,7 @@ from typing import Any, BinaryIO
 from credo.domain.filing import RECORD_FIELDS
 from credo.domain.policy import Policy
 from credo.services.import_writer import store_pipelined
+from credo.services.preview_snapshot import SnapshotKeeper
 from credo.services.record_batches import (
     SUBJECT,
     ImportReport,
@@ -97,6 +100,10 @@ def _finish(register: Register, report: ImportReport) -> ImportReport:
     report.rescored = rescore_register_pending(register)
     return report
 
+
+# An import of a file this big or bigger (about 40,000 rows of a typical file) keeps the
+# policy preview's snapshot current as it goes: the first preview after a load reads no copy.
+KEEP_SNAPSHOT_FROM = 8 << 20
 
 _worker: dict[str, Any] = {}
 
@@ -185,25 +192,43 @@ def import_file(
         else:  # the statements of one batch overlap the preparation of the next
             store_pipelined(register, batches, **options)
 
-    if workers < 1:
-        copy_text = not is_sqlite(register.engine)
-        store(
-            prepare_chunk(
-                batch, policy=policy, authority_id=authority_id, today=today, copy_text=copy_text
+    with SnapshotKeeper(register) as keeper:
+        if _size(stream) >= KEEP_SNAPSHOT_FROM:
+            keeper.start()  # before the first write: see SnapshotKeeper
+        if workers < 1:
+            copy_text = not is_sqlite(register.engine)
+            store(
+                prepare_chunk(
+                    batch,
+                    policy=policy,
+                    authority_id=authority_id,
+                    today=today,
+                    copy_text=copy_text,
+                )
+                for batch in raw
             )
-            for batch in raw
-        )
-    else:
-        context = multiprocessing.get_context("spawn")
-        sqlite = is_sqlite(register.engine)
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(policy_text, authority_id, today, not sqlite, _subjects_file(register)),
-        ) as pool:
-            store(_in_order(pool, raw, workers))
-    return _finish(register, report)
+        else:
+            context = multiprocessing.get_context("spawn")
+            sqlite = is_sqlite(register.engine)
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=_worker_init,
+                initargs=(policy_text, authority_id, today, not sqlite, _subjects_file(register)),
+            ) as pool:
+                store(_in_order(pool, raw, workers))
+    _finish(register, report)
+    report.snapshot = keeper.finish(register.clock.today())
+    return report
+
+
+def _size(stream: BinaryIO) -> int:
+    """The size of the file behind `stream`, or 0 when it is not a regular file."""
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.BytesIO, a closed or unusual stream
+        return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
 
 
 def _subjects_file(register: Register) -> str | None:

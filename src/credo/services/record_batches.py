@@ -54,6 +54,7 @@ class ImportReport:
     batches: int = 0
     rescored: int = 0
     first_rejects: list[Reject] = field(default_factory=list)
+    snapshot: str = ""  # how the policy preview's snapshot was kept ("" when not)
 
     def add_reject(self, reject: Reject) -> None:
         """Count a reject; keep the first hundred for display."""

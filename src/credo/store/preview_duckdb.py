@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,8 +42,6 @@ except ImportError:  # pragma: no cover - elsewhere the snapshot stays in memory
     fcntl = None  # type: ignore[assignment]
 
 FORMAT = 4  # the snapshot's table layout; a file of another format is read afresh
-# More new records than this share of the snapshot: one fresh read is cheaper.
-FULL_READ_SHARE = 0.5
 
 # Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
 # the scoring groups and joins on a 4-byte key instead of a string; only the comparison
@@ -80,14 +79,12 @@ _TYPED = {
 
 
 def available() -> bool:
-    """Whether DuckDB and the ADBC drivers are installed."""
-    try:
-        import adbc_driver_postgresql.dbapi  # type: ignore[import-untyped]  # noqa: F401
-        import adbc_driver_sqlite.dbapi  # noqa: F401
-        import duckdb  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether DuckDB and the ADBC drivers are installed (found, not imported: a process
+    that only hands the snapshot to another keeps their memory out of its own)."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("adbc_driver_postgresql", "adbc_driver_sqlite", "duckdb", "pyarrow")
+    )
 
 
 def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
@@ -113,8 +110,7 @@ def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
     return sql
 
 
-class Moved(RuntimeError):
-    """A fresh read found the register already past the caller's transaction: retry."""
+Moved = preview_source.Moved  # a read found the register past the caller's transaction
 
 
 @dataclass
@@ -152,6 +148,11 @@ class Snapshot:
         self.duck.execute(f"CREATE TEMP TABLE {preview_sql.TABLE} AS {joined}")
         self.duck.execute("DROP VIEW temp.credo_preview_before")
         self.duck.execute("DROP TABLE temp.credo_preview_after")
+
+    def score_active(self, active: Policy, as_of: date) -> None:
+        """Keep the active policy's scoring as of `as_of` (`credo_scored`), ready for the
+        next preview on that day."""
+        self._score_active(active, as_of, preview_sql.active_sql("duckdb", active, as_of))
 
     def _score_active(self, active: Policy, as_of: date, before: str) -> None:
         """`credo_scored` = the `before` scoring at the snapshot's head."""
@@ -191,20 +192,26 @@ class Snapshot:
             return None
         return preview_source.Head(int(row[1]), str(row[2]), str(row[3]), int(row[4]))
 
-    def refresh(self, engine: Engine, conn: Connection) -> None:
+    def refresh(self, engine: Engine, conn: Connection, afresh_up_to: int | None = None) -> None:
         """Bring the snapshot to exactly what `conn`'s transaction sees.
 
-        Raises Moved when a fresh read had to be taken at a later head than `conn`'s (a
-        write that changes scoring committed meanwhile): the caller retries in a new
-        transaction, and the next refresh is incremental.
+        Raises Moved when a read had to be taken at a later head than `conn`'s (a write
+        that changes scoring committed meanwhile): the caller retries in a new transaction,
+        and the next refresh is incremental. With `afresh_up_to`, a snapshot that cannot be
+        caught up is read afresh only from a register of at most that many records (a fresh
+        read holds them all in memory); otherwise it is left as it is and `how` is "".
         """
         now = preview_source.read_head(conn)
-        self.how = self._catch_up(conn, now)
+        self.how = self._catch_up(engine, conn, now)
         if not self.how:
+            if afresh_up_to is not None and not preview_source.at_most(
+                conn, "records", afresh_up_to
+            ):
+                return
             self._read_afresh(engine, now)
             self.how = "full"
 
-    def _catch_up(self, conn: Connection, now: preview_source.Head) -> str:
+    def _catch_up(self, engine: Engine, conn: Connection, now: preview_source.Head) -> str:
         """ "current" or "incremental" when the kept snapshot could be brought to `now`,
         "" when the tables must be read afresh."""
         kept = self.head()
@@ -217,28 +224,29 @@ class Snapshot:
         if kept.seq == now.seq:
             return "current"
         changes = preview_source.changes(conn, kept.seq)
-        if changes.new_records > FULL_READ_SHARE * max(1, self._count("records")):
-            changes.full = "most records are new"
         if changes.full is not None:
             return ""
-        self._apply(conn, changes, kept, now)
+        self._apply(engine, conn, changes, kept, now)
         return "incremental" if changes.touched else "current"
-
-    def _count(self, table: str) -> int:
-        return int(self.duck.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     # -------------------------------------------------------------------- incremental
 
     def _apply(
         self,
+        engine: Engine,
         conn: Connection,
         changes: preview_source.Changes,
         kept: preview_source.Head,
         now: preview_source.Head,
     ) -> None:
-        """Apply the changes after `kept` in one DuckDB transaction, ending at `now`."""
+        """Apply the changes after `kept` in one DuckDB transaction, ending at `now`.
+
+        The filed id ranges stream in through ADBC (`filed_records`, as the register stood
+        at `now`); the touched subjects' rows and new subjects come through `conn`.
+        """
         subjects = sorted(changes.subjects)
         record_rows, case_rows, subject_rows = preview_source.changed_rows(conn, changes)
+        ranges = preview_source.merged(changes.ranges)
         duck = self.duck
         duck.execute("BEGIN TRANSACTION")
         try:
@@ -246,11 +254,13 @@ class Snapshot:
             for version_id, ends in changes.activations:
                 self._replay_activation(conn, policy, version_id, ends)
                 policy = version_id
-            for chunk in preview_source.chunks(subjects):
+            _load(duck, "subjects", subject_rows, replace=False)  # numbered before use
+            if ranges:
+                self._load_filed(engine, ranges, now)
+            for chunk in preview_source.chunks(subjects):  # every row of these, read again
                 keys = f"(SELECT id FROM subjects WHERE name IN {_values(chunk)})"
                 duck.execute(f"DELETE FROM records WHERE subject_id IN {keys}")
                 duck.execute(f"DELETE FROM cases WHERE subject_id IN {keys}")
-            _load(duck, "subjects", subject_rows, replace=False)  # numbered before use
             _load(duck, "records", _unique(record_rows), replace=True)
             _load(duck, "cases", case_rows, replace=False)
             if changes.activations:  # every record's end may have moved
@@ -260,17 +270,37 @@ class Snapshot:
                 *(str(r[1]) for r in record_rows),
                 *(str(r[0]) for r in subject_rows),
             }
-            for chunk in preview_source.chunks(sorted(names)):
-                duck.execute(
-                    "INSERT INTO credo_touched SELECT ?, id FROM subjects "
-                    f"WHERE name IN {_values(chunk)}",
-                    [now.seq],
-                )
+            _touch(
+                duck,
+                now.seq,
+                "SELECT id FROM subjects WHERE name IN (SELECT name FROM credo_names)",
+                names=sorted(names),
+            )
+            if ranges:
+                _touch(duck, now.seq, f"SELECT subject_id FROM records WHERE {_in(ranges)}")
             _label(duck, now)
             duck.execute("COMMIT")
         except BaseException:
             duck.execute("ROLLBACK")
             raise
+
+    def _load_filed(
+        self, engine: Engine, ranges: list[tuple[int, int]], now: preview_source.Head
+    ) -> None:
+        """The records of filed id ranges, streamed in as the register stood at `now`
+        (rows already there under those ids are replaced)."""
+        duck = self.duck
+        duck.execute(f"DELETE FROM records WHERE {_in(ranges)}")
+        with preview_source.filed_records(engine, ranges, now) as stream:
+            duck.register("credo_filed", stream)
+            try:
+                source = "credo_filed"
+                if engine.dialect.name == "sqlite":  # text either way, whatever ADBC inferred
+                    source = f"(SELECT {_AS_TEXT} FROM credo_filed)"
+                sql = _typed("records", source, empty_is_null=engine.dialect.name == "sqlite")
+                duck.execute(f"INSERT INTO records {sql}")
+            finally:
+                duck.unregister("credo_filed")
 
     def _replay_activation(
         self, conn: Connection, previous: int, version_id: int, ends: list[str]
@@ -339,6 +369,37 @@ def _values(chunk: list[str]) -> str:
     return "(" + ", ".join("'" + s.replace("'", "''") + "'" for s in chunk) + ")"
 
 
+def _in(ranges: list[tuple[int, int]]) -> str:
+    return "(" + " OR ".join(f"id BETWEEN {int(a)} AND {int(b)}" for a, b in ranges) + ")"
+
+
+# The filed records' columns as SQLite text (an empty stream is typed as integers).
+_AS_TEXT = ", ".join(
+    f"CAST({c} AS VARCHAR) AS {c}" if c not in ("id", "revoked") else c
+    for c in (c.strip() for c in preview_source.COLUMNS["records"].split(","))
+)
+
+
+def _touch(duck: Any, seq: int, subjects: str, names: list[str] | None = None) -> None:
+    """Note the subjects (numbers) `subjects` selects as touched at `seq`, once each: the
+    kept scoring rescores them (`credo_names` is `names`, when given)."""
+    if names is not None:
+        if not names:
+            return
+        import pyarrow as pa
+
+        duck.register("credo_names", pa.table({"name": pa.array(names, pa.string())}))
+    try:
+        duck.execute(
+            f"INSERT INTO credo_touched SELECT DISTINCT ?, t.id FROM ({subjects}) t(id) "
+            "WHERE t.id NOT IN (SELECT subject_id FROM credo_touched)",
+            [seq],
+        )
+    finally:
+        if names is not None:
+            duck.unregister("credo_names")
+
+
 def _unique(rows: list[Any]) -> list[Any]:
     return list({int(r[0]): r for r in rows}.values())
 
@@ -383,12 +444,15 @@ def snapshot_path(engine: Engine, directory: Path) -> Path:
 
 
 @contextlib.contextmanager
-def opened(engine: Engine, directory: Path | None) -> Iterator[Snapshot]:
+def opened(
+    engine: Engine, directory: Path | None, *, settings: dict[str, Any] | None = None
+) -> Iterator[Snapshot]:
     """The database's snapshot, held by this preview alone until it is done with it.
 
     Take it before the preview's read transaction begins: a preview that held it before
     saw an earlier or equal head, so refreshing only ever moves the snapshot forward.
     Previews in other processes (API workers, the command line) wait on a lock file.
+    `settings` are DuckDB's (memory_limit, threads) for a snapshot file opened here.
     """
     import duckdb
 
@@ -409,6 +473,8 @@ def opened(engine: Engine, directory: Path | None) -> Iterator[Snapshot]:
             try:
                 path = snapshot_path(engine, Path(held.name).parent)
                 duck = _open_file(path)
+                for name, value in (settings or {}).items():
+                    duck.execute(f"SET {name} = '{value}'")
                 try:
                     yield Snapshot(duck, path)
                 finally:

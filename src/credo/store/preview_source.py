@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
@@ -173,14 +173,10 @@ def changes(conn: Connection, since: int) -> Changes:
 
 def changed_rows(conn: Connection, changes: Changes) -> tuple[list[Any], list[Any], list[Any]]:
     """The record, objection and subject rows (COLUMNS) the changes name, as `conn` sees
-    them: every row of the touched subjects, the filed id ranges, the imported batches."""
+    them: every row of the touched subjects and the imported batches. The filed id ranges
+    are read apart, as Arrow (`filed_records`)."""
     subjects = sorted(changes.subjects)
     record_rows = rows_by_subject(conn, "records", subjects)
-    for first, last in merged(changes.ranges):
-        record_rows += conn.execute(
-            text(f"SELECT {COLUMNS['records']} FROM records WHERE id BETWEEN :a AND :b"),
-            {"a": first, "b": last},
-        ).all()
     case_rows = rows_by_subject(conn, "cases", subjects)
     subject_rows: list[Any] = []
     if changes.batches:
@@ -188,6 +184,51 @@ def changed_rows(conn: Connection, changes: Changes) -> tuple[list[Any], list[An
         sql = f"SELECT {COLUMNS['subjects']} FROM subjects WHERE batch_id IN ({ids})"
         subject_rows = list(conn.execute(text(sql)).all())
     return record_rows, case_rows, subject_rows
+
+
+class Moved(RuntimeError):
+    """The register moved past the head a read was meant to see: retry in a new transaction."""
+
+
+# The filed records of id ranges; SQLite's sparse dates as '' (one type from the first row).
+_FILED = {
+    "sqlite": "SELECT id, subject_id, category, decided_on, ends_on, revoked, "
+    "COALESCE(counts_from, '') AS counts_from, COALESCE(counts_until, '') AS counts_until, "
+    "COALESCE(repaired_on, '') AS repaired_on FROM records",
+    "postgresql": f"SELECT {COLUMNS['records']} FROM records",
+}
+
+
+@contextmanager
+def filed_records(engine: Engine, ranges: list[tuple[int, int]], at: Head) -> Iterator[Any]:
+    """The records whose ids lie in `ranges` as a stream of Arrow batches, read through ADBC
+    on a connection of its own, exactly as the register stood at the head `at`.
+
+    The connection reads the chain's head first, in the same read transaction as the rows:
+    every write appends its entry under the chain's lock, held until it commits, so the
+    same head means the same committed writes. Another head raises Moved. Streamed, the
+    rows are never all in memory: an import's own refreshes read millions this way.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    where = " OR ".join(f"id BETWEEN {int(a)} AND {int(b)}" for a, b in ranges)
+    with _connect(engine) as adbc, adbc.cursor() as cur:
+        if not sqlite:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        seen = _adbc_head(cur)
+        if (seen.seq, seen.hash, seen.revision) != (at.seq, at.hash, at.revision):
+            adbc.rollback()
+            raise Moved(f"the register is at audit entry {seen.seq}, not {at.seq}; try again")
+        cur.execute(f"{_FILED['sqlite' if sqlite else 'postgresql']} WHERE {where}")
+        try:
+            yield cur.fetch_record_batch()
+        finally:
+            adbc.rollback()
+
+
+def at_most(conn: Connection, table: str, rows: int) -> bool:
+    """Whether `table` holds at most `rows` rows (reads no more than one past them)."""
+    found = conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1 OFFSET {int(rows)}")).first()
+    return found is None
 
 
 def stored_policy(conn: Connection, version_id: int) -> Policy:
@@ -344,11 +385,10 @@ def _adbc_head(cur: Any) -> Head:
 
 def _connect(engine: Engine) -> Any:
     url = engine.url
-    if engine.dialect.name == "sqlite":
-        import adbc_driver_sqlite.dbapi
+    if engine.dialect.name == "sqlite":  # never beside this process's own connections
+        from credo.store import sqlite_reader
 
-        path = quote(str(url.database), safe="/")
-        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
+        return sqlite_reader.connect(str(url.database))
     import adbc_driver_postgresql.dbapi  # type: ignore[import-untyped]
 
     uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
