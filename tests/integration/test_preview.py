@@ -759,11 +759,13 @@ def test_cli_policy_snapshot_says_how_it_brought_the_snapshot_current(
 
 
 def test_more_new_records_than_the_snapshot_holds_stream_in_incrementally(
-    built: Register, tmp_path: Path
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Filed id ranges are read as a stream of Arrow batches whatever their size: many new
-    records on a small snapshot are caught up, not read afresh, and equal a fresh read."""
+    """Filed id ranges are read as a stream of Arrow batches, a slice of ids at a time,
+    whatever their size: many new records on a small snapshot are caught up, not read
+    afresh, and equal a fresh read."""
     reg = built
+    monkeypatch.setattr(preview_duckdb, "FILED_SLICE", 7)
     assert keep_snapshot(reg) == "full"
     with preview_duckdb.opened(reg.engine, reg.home) as snap:
         held = snap.run("SELECT COUNT(*) FROM records")[0][0]
@@ -781,12 +783,14 @@ def test_filed_records_are_read_only_at_the_head_they_are_asked_for(built: Regis
     (Moved): the caller's transaction and the stream must see the same writes."""
     with built.read() as conn:
         head = preview_source.read_head(conn)
-    with preview_source.filed_records(built.engine, [(1, 10**9)], head) as stream:
-        assert stream.read_all().num_rows > 0
+        count = int(conn.execute(text("SELECT COUNT(*) FROM records")).scalar_one())
+    with preview_source.filed_records(built.engine, head) as read:
+        assert read(1, 10**9).read_all().num_rows == count
+        assert read(1, 10).read_all().column("id").to_pylist() == list(range(1, 11))
     file(built, "LATE-1", "s-050", "court.minor", "2026-03-01")
     with (
         pytest.raises(preview_source.Moved, match="try again"),
-        preview_source.filed_records(built.engine, [(1, 10**9)], head),
+        preview_source.filed_records(built.engine, head),
     ):
         pass
 

@@ -5,16 +5,22 @@ A preview brings the kept snapshot up to its read transaction: incrementally fro
 entries after the snapshot's head, or by reading the scoring columns afresh when there is
 no usable snapshot (12 s at 10M records on PostgreSQL, against 2 s for a current one).
 
-`credo import` keeps it current as it goes (`SnapshotKeeper`): a thread catches the
-snapshot up with what the import has committed every few seconds, incrementally, reading
-the new records as a stream, and the import ends with one last catch-up. So the first
-preview after a load reads no fresh copy, and the import's memory stays bounded: it never
-reads the register afresh unless the register is small. `credo policy snapshot` brings the
-snapshot current on its own (`keep_snapshot`), reading afresh whatever the size.
+`credo import` of a big file keeps it current as it goes (`SnapshotKeeper`): a process of
+its own catches the snapshot up with what the import has committed every few seconds,
+incrementally, reading the new records as a stream, and once more at the end with the
+active policy's scoring for the day. So the first preview after a load reads no fresh copy
+and scores only the candidate, and the import's memory stays bounded: the register is
+never read afresh for it unless it is small. `credo policy snapshot` brings the snapshot
+current on its own (`keep_snapshot`), reading afresh whatever the size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,7 +89,12 @@ def keep_snapshot(
                     continue
                 if score_on is not None and snap.how:
                     _, active = register.active_policy(conn)
-                    snap.score_active(active, score_on)
+                    import duckdb
+
+                    # Out of the memory it was given, it is only a head start lost: the
+                    # next preview scores the day itself.
+                    with contextlib.suppress(duckdb.Error):
+                        snap.score_active(active, score_on)
                 return snap.how
     return ""
 
@@ -102,13 +113,14 @@ SMALL_REGISTER = 200_000
 class SnapshotKeeper:
     """Keeps the preview snapshot current while a long write runs.
 
-    `start()`, before the write's first transaction, starts a process of its own: DuckDB
-    and the Arrow readers stay out of the writing process and its memory bound, and run
-    beside it. The process catches the snapshot up with what is committed at once, then at
-    most every `interval` seconds and never more than a third of the time. `finish(day)`,
-    after the write, has it catch up once more and keep the active policy's scoring as of
-    `day`, and says how it went. `with` the keeper around the write: a write that fails
-    stops the process without a last catch-up.
+    `start()`, before the write's first transaction, starts a process of its own (this
+    module run with `python -m`, so that it imports only what keeping the snapshot needs):
+    DuckDB and the Arrow readers stay out of the writing process and its memory bound, and
+    run beside it. The process catches the snapshot up with what is committed at once,
+    then at most every `interval` seconds and never more than a third of the time.
+    `finish(day)`, after the write, has it catch up once more and keep the active policy's
+    scoring as of `day`, and says how it went. `with` the keeper around the write: a write
+    that fails stops the process without a last catch-up.
 
     The snapshot is a cache: a catch-up that fails is reported by `finish()` and never fails
     the write. Catch-ups are incremental; when the snapshot cannot be caught up (none, or
@@ -119,27 +131,21 @@ class SnapshotKeeper:
     def __init__(self, register: Register, interval: float = 10.0) -> None:
         self._register = register
         self._interval = interval
-        self._process: Any = None  # multiprocessing.Process
-        self._pipe: Any = None  # our end of the pipe to it
+        self._child: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         """Start following (again: nothing), where a snapshot can be kept at all."""
         home = snapshot_home(self._register)
-        if self._process is not None or home is None or not preview_duckdb.available():
+        if self._child is not None or home is None or not preview_duckdb.available():
             return
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self._pipe, theirs = context.Pipe()
         url = self._register.engine.url.render_as_string(hide_password=False)
-        self._process = context.Process(
-            target=_keep_following,
-            args=(url, str(home), self._interval, SMALL_REGISTER, theirs),
-            name="credo-snapshot",
-            daemon=True,
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(home), str(self._interval), str(SMALL_REGISTER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        self._process.start()
-        theirs.close()
+        _tell(self._child, url)  # on its input, not its command line: it may hold a password
 
     def __enter__(self) -> SnapshotKeeper:
         return self
@@ -154,33 +160,54 @@ class SnapshotKeeper:
         return self._end(day)
 
     def _end(self, day: date | None) -> str:
-        process, pipe = self._process, self._pipe
-        if process is None:
+        child, self._child = self._child, None
+        if child is None:
             return ""
-        self._process = self._pipe = None
+        assert child.stdin is not None and child.stdout is not None
         outcome = ""
         try:
-            pipe.send(day)
             if day is not None:
-                outcome = str(pipe.recv())
-        except (EOFError, OSError) as exc:  # the process is gone
+                _tell(child, day.isoformat())
+                outcome = child.stdout.readline().strip() or "not kept (the snapshot process ended)"
+        except OSError as exc:  # the process is gone
             outcome = f"not kept (the snapshot process ended: {type(exc).__name__})"
         finally:
-            pipe.close()
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-                process.join()
+            for pipe in (child.stdin, child.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         return outcome
 
 
-def _keep_following(url: str, home: str, interval: float, small: int, pipe: Any) -> None:
-    """The keeper's process: catch-ups until told to finish (a day: one more catch-up with
-    the scoring of that day, then the outcome sent back) or to stop (None); a register of
-    at most `small` records may be read afresh."""
+def _tell(child: subprocess.Popen[str], line: str) -> None:
+    assert child.stdin is not None
+    child.stdin.write(line + "\n")
+    child.stdin.flush()
+
+
+def _line() -> str:
+    """One line of the standard input, read unbuffered (so that select() sees the next)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(0, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode().strip()
+
+
+def _keep_following(home: str, interval: float, small: int) -> None:
+    """The keeper's process: the register's URL on the first line of its input, then
+    catch-ups until the next line: a day (one more catch-up with the scoring of that day,
+    the outcome written back) or the end of the input (stop)."""
     from credo.clock import SystemClock
     from credo.store.db import make_engine
 
+    url = _line()
     register = Register(engine=make_engine(url), clock=SystemClock(), home=Path(home))
     how, error, kept = "", "", 0
 
@@ -194,23 +221,25 @@ def _keep_following(url: str, home: str, interval: float, small: int, pipe: Any)
 
     pause: float | None = 0.0
     try:
-        while not pipe.poll(pause):
+        while not select.select([0], [], [], pause)[0]:
             started = time.monotonic()
             keep(settings=KEEPER_SETTINGS)
             following = how and not error
             pause = max(interval, 2 * (time.monotonic() - started)) if following else None
-        day = pipe.recv()
-        if day is None:
+        day = _line()
+        if not day:
             return
         if not error and (how or not kept):
-            keep(settings=FINISH_SETTINGS, score_on=day)
+            keep(settings=FINISH_SETTINGS, score_on=date.fromisoformat(day))
         if error:
-            pipe.send(f"not kept ({error})")
+            print(f"not kept ({error})", flush=True)
         elif not how:
-            pipe.send("left to the next preview (none to catch up, and a big register)")
+            print("left to the next preview (none to catch up, and a big register)", flush=True)
         else:
-            pipe.send("current")
-    except (EOFError, OSError):  # the writing process is gone
-        return
+            print("current", flush=True)
     finally:
         register.engine.dispose()
+
+
+if __name__ == "__main__":
+    _keep_following(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]))

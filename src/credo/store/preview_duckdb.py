@@ -42,6 +42,8 @@ except ImportError:  # pragma: no cover - elsewhere the snapshot stays in memory
     fcntl = None  # type: ignore[assignment]
 
 FORMAT = 4  # the snapshot's table layout; a file of another format is read afresh
+# Filed records are streamed in this many ids at a time: what one slice holds in memory.
+FILED_SLICE = 1_000_000
 
 # Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
 # the scoring groups and joins on a 4-byte key instead of a string; only the comparison
@@ -287,20 +289,23 @@ class Snapshot:
     def _load_filed(
         self, engine: Engine, ranges: list[tuple[int, int]], now: preview_source.Head
     ) -> None:
-        """The records of filed id ranges, streamed in as the register stood at `now`
-        (rows already there under those ids are replaced)."""
+        """The records of filed id ranges, streamed in as the register stood at `now`, a
+        slice of ids at a time (rows already there under those ids are replaced)."""
         duck = self.duck
         duck.execute(f"DELETE FROM records WHERE {_in(ranges)}")
-        with preview_source.filed_records(engine, ranges, now) as stream:
-            duck.register("credo_filed", stream)
-            try:
-                source = "credo_filed"
-                if engine.dialect.name == "sqlite":  # text either way, whatever ADBC inferred
-                    source = f"(SELECT {_AS_TEXT} FROM credo_filed)"
-                sql = _typed("records", source, empty_is_null=engine.dialect.name == "sqlite")
-                duck.execute(f"INSERT INTO records {sql}")
-            finally:
-                duck.unregister("credo_filed")
+        source = "credo_filed"
+        if engine.dialect.name == "sqlite":  # text either way, whatever ADBC inferred
+            source = f"(SELECT {_AS_TEXT} FROM credo_filed)"
+        sqlite = engine.dialect.name == "sqlite"
+        insert = f"INSERT INTO records {_typed('records', source, empty_is_null=sqlite)}"
+        with preview_source.filed_records(engine, now) as read:
+            for first, last in ranges:
+                for start in range(first, last + 1, FILED_SLICE):
+                    duck.register("credo_filed", read(start, min(last, start + FILED_SLICE - 1)))
+                    try:
+                        duck.execute(insert)
+                    finally:
+                        duck.unregister("credo_filed")
 
     def _replay_activation(
         self, conn: Connection, previous: int, version_id: int, ends: list[str]

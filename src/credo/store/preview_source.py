@@ -3,11 +3,12 @@
 Two ways in. Afresh: the scoring columns of records, objections and subjects through ADBC
 (Arrow straight from SQLite or from PostgreSQL's binary COPY, no Python rows), records in
 id ranges on parallel connections. Incrementally: the audit entries after the snapshot's
-head say what changed (`changes`), and only those rows are read, in the caller's own
-transaction, so the snapshot becomes exactly what that transaction sees:
+head say what changed (`changes`), and only those rows are read, as the caller's own
+transaction sees them, so the snapshot becomes exactly what that transaction sees:
 
 - `records.filed`: the filed id range its entry names (ids are drawn before the entry is
-  appended, so a range committed late is still found);
+  appended, so a range committed late is still found), streamed through ADBC on a
+  connection that must see the same audit head (`filed_records`);
 - `subjects.imported`: the subjects of the batch its entry names;
 - objections and case decisions (`objection.filed`, `*.decided`): every record version and
   objection of the entry's subject (a decision revokes, repairs or corrects all versions of
@@ -22,7 +23,7 @@ Any other action asks for a fresh read.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,7 +107,6 @@ class Changes:
     subjects: set[str] = field(default_factory=set)
     batches: set[int] = field(default_factory=set)
     activations: list[tuple[int, list[str]]] = field(default_factory=list)
-    new_records: int = 0
     full: str | None = None  # why the tables must be read afresh
 
     @property
@@ -158,7 +158,6 @@ def changes(conn: Connection, since: int) -> Changes:
         body = json.loads(payload)
         if action == "records.filed" and "first_record_id" in body and "last_record_id" in body:
             out.ranges.append((int(body["first_record_id"]), int(body["last_record_id"])))
-            out.new_records += int(body.get("stored", 0))
         elif action == "subjects.imported" and "batch_id" in body:
             out.batches.add(int(body["batch_id"]))
         elif action == "policy.activated" and "version_id" in body:
@@ -200,17 +199,19 @@ _FILED = {
 
 
 @contextmanager
-def filed_records(engine: Engine, ranges: list[tuple[int, int]], at: Head) -> Iterator[Any]:
-    """The records whose ids lie in `ranges` as a stream of Arrow batches, read through ADBC
-    on a connection of its own, exactly as the register stood at the head `at`.
+def filed_records(engine: Engine, at: Head) -> Iterator[Callable[[int, int], Any]]:
+    """A reader of the records whose ids lie in a range, `read(first, last)`, each range as a
+    stream of Arrow batches: through ADBC on a connection of its own, in one read
+    transaction that sees the register exactly as it stood at the head `at`.
 
     The connection reads the chain's head first, in the same read transaction as the rows:
     every write appends its entry under the chain's lock, held until it commits, so the
     same head means the same committed writes. Another head raises Moved. Streamed, the
-    rows are never all in memory: an import's own refreshes read millions this way.
+    rows are never all in memory: an import's own catch-ups read millions this way, a
+    slice of ids at a time.
     """
     sqlite = engine.dialect.name == "sqlite"
-    where = " OR ".join(f"id BETWEEN {int(a)} AND {int(b)}" for a, b in ranges)
+    select = _FILED["sqlite" if sqlite else "postgresql"]
     with _connect(engine) as adbc, adbc.cursor() as cur:
         if not sqlite:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -218,9 +219,13 @@ def filed_records(engine: Engine, ranges: list[tuple[int, int]], at: Head) -> It
         if (seen.seq, seen.hash, seen.revision) != (at.seq, at.hash, at.revision):
             adbc.rollback()
             raise Moved(f"the register is at audit entry {seen.seq}, not {at.seq}; try again")
-        cur.execute(f"{_FILED['sqlite' if sqlite else 'postgresql']} WHERE {where}")
+
+        def read(first: int, last: int) -> Any:
+            cur.execute(f"{select} WHERE id BETWEEN {int(first)} AND {int(last)}")
+            return cur.fetch_record_batch()
+
         try:
-            yield cur.fetch_record_batch()
+            yield read
         finally:
             adbc.rollback()
 
