@@ -73,9 +73,11 @@ def policy_preview(
 def policy_snapshot() -> None:
     """Bring the policy preview's snapshot current with the register.
 
-    Run it after a big load (say, from the job that imports): the next preview then reads
-    only what changed after it, instead of the whole register. Previews keep the snapshot
-    current themselves; this only takes the first fresh read out of the first preview.
+    `credo import` of a big file keeps the snapshot current itself; run this when it could
+    not (it reports "left to the next preview": no snapshot yet on a big register) or after
+    loading by other means. The next preview then reads only what changed after it, instead
+    of the whole register. Previews keep the snapshot current themselves; this only takes
+    the first fresh read out of the first preview.
     """
     from credo.services.preview_snapshot import keep_snapshot
 

@@ -5,7 +5,8 @@ A preview brings the kept snapshot up to its read transaction: incrementally fro
 entries after the snapshot's head, or by reading the scoring columns afresh when there is
 no usable snapshot (12 s at 10M records on PostgreSQL, against 2 s for a current one).
 
-`credo import` of a big file keeps it current as it goes (`SnapshotKeeper`): a process of
+`credo import` of a big file into PostgreSQL keeps it current as it goes (`SnapshotKeeper`,
+not on SQLite: see credo.services.importing): a process of
 its own catches the snapshot up with what the import has committed every few seconds,
 incrementally, reading the new records as a stream, and once more at the end with the
 active policy's scoring for the day. So the first preview after a load reads no fresh copy
@@ -101,9 +102,9 @@ def keep_snapshot(
 
 # A load keeps the snapshot in this much memory, on one thread: the import's own work and
 # its memory bound come first.
-KEEPER_SETTINGS = {"memory_limit": "96MB", "threads": 1}
+KEEPER_SETTINGS = {"memory_limit": "64MB", "threads": 1}
 # The last catch-up, with the active policy's scoring, runs when the load has ended: both
-# cores, the same memory.
+# cores, and the memory the scoring of 10M records needs (with 48 MB it ran out).
 FINISH_SETTINGS = {"memory_limit": "96MB", "threads": 2}
 # A register of at most this many records is read afresh when its snapshot cannot be caught
 # up (about 20 MB of Arrow); a bigger one is left for the next preview.
