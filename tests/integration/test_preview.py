@@ -9,6 +9,7 @@ subject's stored standing must equal the preview's "after" side, on SQLite and P
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -360,6 +361,69 @@ def _without_engine_note(data: dict[str, Any]) -> dict[str, Any]:
 
 def _on(ident: str, lists: str, other: str) -> bool:
     return ident in lists.split(",") and ident not in other.split(",")
+
+
+# A candidate that judges by other ids: a measure gone, a new list with a measure of its
+# own and a measure on grades that are not neighbours. DuckDB numbers both policies' ids in
+# one mask (preview_sql.numbering); past 62 ids it falls back to names (MANY).
+RENAMED = (
+    BASE.replace('version = "1"', 'version = "3"', 1).replace(
+        'id = "hr.fast_track"\nauthority = "personnel"\nkind = "reward"\n'
+        'trigger = { list = "exemplary" }\ncontexts = ["employment", "civic"]\n'
+        'text = "Fast-track promotion review"',
+        'id = "civic.honour"\nauthority = "personnel"\nkind = "reward"\n'
+        'trigger = { grade_in = ["A", "C"] }\ncontexts = ["judicial", "civic"]\n'
+        'text = "Civic honour roll"',
+    )
+    + """
+[[lists]]
+id = "watch"
+kind = "black"
+name = "Under watch"
+when = [ { grade_in = ["C"] } ]
+
+[[measures]]
+id = "tax.audit"
+authority = "tax"
+kind = "sanction"
+trigger = { list = "watch" }
+contexts = ["tax"]
+text = "Yearly tax audit"
+"""
+)
+MANY = BASE.replace('version = "1"', 'version = "4"', 1) + "".join(
+    f"""
+[[measures]]
+id = "tax.m{n}"
+authority = "tax"
+kind = "sanction"
+trigger = {{ grade_in = ["{grade}"] }}
+contexts = ["tax"]
+text = "Measure {n}"
+"""
+    for n, grade in zip(range(61), itertools.cycle("ABCD"), strict=False)
+)
+
+
+@pytest.mark.parametrize("candidate", [RENAMED, MANY], ids=["renamed", "many-measures"])
+def test_a_candidate_with_other_lists_and_measures_is_previewed_as_activation_stores_it(
+    built: Register, candidate: str
+) -> None:
+    reg = built
+    sides = preview_standings(reg, candidate, engine=Engine.DATABASE)
+    assert preview_standings(reg, candidate, engine=Engine.DUCKDB) == sides
+    report = preview_policy(reg, candidate, engine=Engine.DATABASE)
+    in_duckdb = preview_policy(reg, candidate, engine=Engine.DUCKDB)
+    assert _without_engine_note(in_duckdb.to_json()) == report.to_json()
+    activate_policy(reg, candidate, actor="test", comment="go")
+    assert {sid: a for sid, (_, a) in sides.items()} == stored(reg)
+    measures = Counter(m for _, a in sides.values() for m in a[3].split(",") if m)
+    lists = Counter(m for _, a in sides.values() for m in a[2].split(",") if m)
+    if candidate is RENAMED:
+        assert lists["watch"] > 0 and measures["tax.audit"] > 0 and measures["civic.honour"] > 0
+        assert "hr.fast_track" in {c.id for c in report.measures}  # stops for everyone
+    else:
+        assert len(load_policy(candidate).measures) > 62 and measures["tax.m57"] > 0  # grade B
 
 
 def test_preview_changes_nothing_stored(built: Register) -> None:

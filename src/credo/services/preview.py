@@ -41,6 +41,7 @@ from credo.services.preview_report import (
 from credo.services.preview_snapshot import RETRIES, snapshot_home, snapshot_transaction
 from credo.services.register import Register
 from credo.store import preview_duckdb, preview_sql, repository
+from credo.store.rescore import Bits
 from credo.store.tables import policy_versions
 
 BINS = 20
@@ -91,11 +92,11 @@ def preview_policy(
         return _notes(conn, active, candidate, text_, day, register.clock.today())
 
     with _scored(register, engine, candidate, day, check) as scored:
-        report = _report(scored.conn, scored.run, scored.active, candidate, day, largest)
+        report = _report(scored, candidate, day, largest)
         report.notes = scored.notes
         report.snapshot = scored.snapshot
         if with_fairness:
-            report.fairness = _fairness(scored.run, scored.active, candidate)
+            report.fairness = _fairness(scored, candidate)
     return report
 
 
@@ -109,6 +110,28 @@ class _Scored:
     run: preview_sql.Run
     notes: list[str]
     snapshot: str
+    names: _Names
+
+
+class _Names:
+    """The comma-separated ids of a comparison row's lists or measures, in the policy's own
+    order: as the databases give them, or decoded from DuckDB's masks (`Bits`)."""
+
+    def __init__(self, bits: Bits | None) -> None:
+        self.bits = bits
+        self._known: dict[tuple[Any, str, int], str] = {}
+
+    def __call__(self, value: Any, kind: str, policy: Policy) -> str:
+        """`value` (a row's lists or measures, `kind` "lists" or "measures") under `policy`."""
+        if self.bits is None:
+            return str(value or "")
+        key = (value, kind, id(policy))
+        found = self._known.get(key)
+        if found is None:
+            rules = policy.lists if kind == "lists" else policy.measures
+            found = self.bits.names(int(value), kind, [r.id for r in rules])
+            self._known[key] = found
+        return found
 
 
 @contextmanager
@@ -126,7 +149,7 @@ def _scored(
             _, active = register.active_policy(conn)
             notes = check(conn, active)
             preview_sql.compare(conn, active, candidate, day)
-            yield _Scored(conn, active, preview_sql.runner(conn), notes, "")
+            yield _Scored(conn, active, preview_sql.runner(conn), notes, "", _Names(None))
         return
     # The snapshot is held before the transaction begins, so it is never ahead of it.
     with preview_duckdb.opened(register.engine, snapshot_home(register)) as snap:
@@ -140,9 +163,9 @@ def _scored(
                     if attempt == RETRIES:
                         raise
                     continue
-                snap.compare(active, candidate, day)
+                bits = snap.compare(active, candidate, day)
                 notes.append("scored by DuckDB over a snapshot of the register's scoring columns")
-                yield _Scored(conn, active, snap.run, notes, snap.how)
+                yield _Scored(conn, active, snap.run, notes, snap.how, _Names(bits))
                 return
 
 
@@ -191,14 +214,8 @@ def _notes(
     return notes
 
 
-def _report(
-    conn: Connection,
-    run: preview_sql.Run,
-    active: Policy,
-    candidate: Policy,
-    day: date,
-    largest: int,
-) -> Preview:
+def _report(scored: _Scored, candidate: Policy, day: date, largest: int) -> Preview:
+    conn, run, active = scored.conn, scored.run, scored.active
     score_changed, grade_changed, mean_before, mean_after = preview_sql.score_summary(run)
     matrix: dict[str, dict[str, int]] = {}
     for b, a, n in preview_sql.grade_matrix(run):
@@ -210,7 +227,7 @@ def _report(
         HistogramBin(lo, hi, b, a)
         for (lo, hi), (b, a) in zip(bins.edges, preview_sql.histogram(run, bins), strict=True)
     ]
-    lists, measures = _memberships(run, active, candidate)
+    lists, measures = _memberships(scored, candidate)
     return Preview(
         as_of=day,
         active=active.label,
@@ -233,7 +250,7 @@ def _report(
     )
 
 
-def _fairness(run: preview_sql.Run, active: Policy, candidate: Policy) -> dict[str, Any]:
+def _fairness(scored: _Scored, candidate: Policy) -> dict[str, Any]:
     """Each organisation's adverse-outcome rate and ratio to the overall rate, before and
     after, by the fairness report's own rules (`credo.domain.fairness`: adverse is a black
     list or a sanction; flagged beyond 1 / threshold of the overall rate).
@@ -241,11 +258,19 @@ def _fairness(run: preview_sql.Run, active: Policy, candidate: Policy) -> dict[s
     The engine counts subjects per organisation and combination of lists and measures (a
     few thousand rows however many subjects), so no subject's row comes into Python.
     """
+    active, decode = scored.active, scored.names
     was, now = _Adverse(active), _Adverse(candidate)
-    for org, b_lists, b_measures, a_lists, a_measures, n in preview_sql.outcome_counts(run):
+    for org, b_lists, b_measures, a_lists, a_measures, n in preview_sql.outcome_counts(scored.run):
         group = org if org and str(org).strip() else NO_GROUP
-        was.add(group, b_lists, b_measures, int(n))
-        now.add(group, a_lists, a_measures, int(n))
+        was.add(
+            group, decode(b_lists, "lists", active), decode(b_measures, "measures", active), int(n)
+        )
+        now.add(
+            group,
+            decode(a_lists, "lists", candidate),
+            decode(a_measures, "measures", candidate),
+            int(n),
+        )
     threshold = FAIRNESS_THRESHOLD
     names = sorted(was.subjects, key=lambda g: (g == NO_GROUP, g))
     groups: list[dict[str, Any]] = []
@@ -326,20 +351,33 @@ def _split(value: str | None) -> set[str]:
 
 
 def _memberships(
-    run: preview_sql.Run, active: Policy, candidate: Policy
+    scored: _Scored, candidate: Policy
 ) -> tuple[list[MembershipChange], list[MembershipChange]]:
     """List entries/exits and measure starts/stops, over the union of both policies' ids."""
+    active, names = scored.active, scored.names
+    # Subjects by how their memberships change: the sets are compared once per way.
+    ways: dict[tuple[Any, ...], list[str]] = {}
+    for sid, *way in preview_sql.membership_changes(scored.run):
+        ways.setdefault(tuple(way), []).append(str(sid))
     lists: dict[str, tuple[list[str], list[str]]] = {}
     measures: dict[str, tuple[list[str], list[str]]] = {}
-    for sid, b_lists, a_lists, b_measures, a_measures in preview_sql.membership_changes(run):
+    for (b_lists, a_lists, b_measures, a_measures), sids in ways.items():
         for table, before, after in (
-            (lists, _split(b_lists), _split(a_lists)),
-            (measures, _split(b_measures), _split(a_measures)),
+            (
+                lists,
+                _split(names(b_lists, "lists", active)),
+                _split(names(a_lists, "lists", candidate)),
+            ),
+            (
+                measures,
+                _split(names(b_measures, "measures", active)),
+                _split(names(a_measures, "measures", candidate)),
+            ),
         ):
             for ident in after - before:
-                table.setdefault(ident, ([], []))[0].append(sid)
+                table.setdefault(ident, ([], []))[0].extend(sids)
             for ident in before - after:
-                table.setdefault(ident, ([], []))[1].append(sid)
+                table.setdefault(ident, ([], []))[1].extend(sids)
     list_kinds = {r.id: r.kind.value for r in [*active.lists, *candidate.lists]}
     measure_info = {
         m.id: (m.kind.value, m.authority) for m in [*active.measures, *candidate.measures]
@@ -435,10 +473,21 @@ def preview_standings(
     candidate = load_policy(text_, source)
     day = as_of or register.clock.today()
     with _scored(register, engine, candidate, day, lambda conn, active: []) as scored:
+        names, active = scored.names, scored.active
         return {
             str(r[0]): (
-                (int(r[2]), str(r[3]), str(r[4]), str(r[5])),
-                (int(r[6]), str(r[7]), str(r[8]), str(r[9])),
+                (
+                    int(r[2]),
+                    str(r[3]),
+                    names(r[4], "lists", active),
+                    names(r[5], "measures", active),
+                ),
+                (
+                    int(r[6]),
+                    str(r[7]),
+                    names(r[8], "lists", candidate),
+                    names(r[9], "measures", candidate),
+                ),
             )
             for r in preview_sql.all_rows(scored.run)
         }

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from credo.domain.policy import Policy
 from credo.store import preview_source, preview_sql
+from credo.store.rescore import Bits
 
 try:  # the lock that lets processes take turns on the snapshot file (POSIX)
     import fcntl
@@ -47,7 +48,7 @@ FILED_SLICE = 1_000_000
 
 # Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
 # the scoring groups and joins on a 4-byte key instead of a string; only the comparison
-# table names subjects again (preview_sql.comparison_sql).
+# table names subjects again (preview_sql.columnar_comparison).
 _SCHEMA = (
     "CREATE TABLE records (id BIGINT, subject_id INTEGER, category VARCHAR, "
     "decided_on DATE, ends_on DATE, revoked BOOLEAN, counts_from DATE, counts_until DATE, "
@@ -132,31 +133,33 @@ class Snapshot:
         rows: list[Any] = self.duck.execute(sql).fetchall()
         return rows
 
-    def compare(self, active: Policy, candidate: Policy, as_of: date) -> None:
-        """Both scorings and the comparison table `credo_preview`, in DuckDB.
+    def compare(self, active: Policy, candidate: Policy, as_of: date) -> Bits | None:
+        """Both scorings and the comparison table `credo_preview`, in DuckDB; returns how
+        its lists and measures are numbered (`preview_sql.columnar_comparison`).
 
-        The candidate's scoring and the comparison are temporary tables. The active
-        policy's scoring is kept in the snapshot (`credo_scored`) for the next preview on
-        the same day: after an incremental refresh only the subjects it touched are scored
-        again, by the same SQL restricted to them (as the register's own catch-up does).
+        The comparison is a temporary table, made by one statement that scores the
+        candidate. The active policy's scoring is kept in the snapshot (`credo_scored`) for
+        the next preview on the same day: after an incremental refresh only the subjects it
+        touched are scored again, by the same SQL restricted to them (as the register's own
+        catch-up does).
         """
-        before, after, joined = preview_sql.comparison_sql("duckdb", active, candidate, as_of)
-        self._score_active(active, as_of, before)
-        self.duck.execute("DROP VIEW IF EXISTS temp.credo_preview_before")
-        for name in ("credo_preview_after", preview_sql.TABLE):
-            self.duck.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        self.duck.execute("CREATE TEMP VIEW credo_preview_before AS SELECT * FROM credo_scored")
-        self.duck.execute(f"CREATE TEMP TABLE credo_preview_after AS {after}")
+        before, joined, bits = preview_sql.columnar_comparison(
+            active, candidate, as_of, "credo_scored"
+        )
+        self._score_active(active, as_of, before, bits)
+        self.duck.execute(f"DROP TABLE IF EXISTS temp.{preview_sql.TABLE}")
         self.duck.execute(f"CREATE TEMP TABLE {preview_sql.TABLE} AS {joined}")
-        self.duck.execute("DROP VIEW temp.credo_preview_before")
-        self.duck.execute("DROP TABLE temp.credo_preview_after")
+        return bits
 
     def score_active(self, active: Policy, as_of: date) -> None:
         """Keep the active policy's scoring as of `as_of` (`credo_scored`), ready for the
         next preview on that day."""
-        self._score_active(active, as_of, preview_sql.active_sql("duckdb", active, as_of))
+        bits = preview_sql.numbering(active)
+        self._score_active(
+            active, as_of, preview_sql.active_sql("duckdb", active, as_of, bits=bits), bits
+        )
 
-    def _score_active(self, active: Policy, as_of: date, before: str) -> None:
+    def _score_active(self, active: Policy, as_of: date, before: str, bits: Bits | None) -> None:
         """`credo_scored` = the `before` scoring at the snapshot's head."""
         key = hashlib.sha256(before.encode()).hexdigest()
         kept = self.head()
@@ -168,7 +171,7 @@ class Snapshot:
             if found is not None and found[0] == key and int(found[1]) <= kept.seq:
                 touched = f"SELECT subject_id FROM credo_touched WHERE seq > {int(found[1])}"
                 if duck.execute(f"SELECT COUNT(*) FROM ({touched})").fetchone()[0]:
-                    some = preview_sql.active_sql("duckdb", active, as_of, touched)
+                    some = preview_sql.active_sql("duckdb", active, as_of, touched, bits)
                     duck.execute(f"DELETE FROM credo_scored WHERE subject_id IN ({touched})")
                     duck.execute(f"INSERT INTO credo_scored {some}")
             else:

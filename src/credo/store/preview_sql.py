@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from credo.domain.durations import Duration
 from credo.domain.policy import Policy
 from credo.store.dates import add_duration_sql
-from credo.store.rescore import RescoreSql
+from credo.store.rescore import Bits, RescoreSql
 
 TABLE = "credo_preview"
 _PARTS = ("credo_preview_before", "credo_preview_after", TABLE)
@@ -89,12 +89,67 @@ def _with_day(sql: str, literal: str) -> str:
     return re.sub(r"(?<![\w:.'-]):t\b", literal, sql)
 
 
-def active_sql(dialect: str, active: Policy, as_of: date, subjects: str | None = None) -> str:
+def active_sql(
+    dialect: str,
+    active: Policy,
+    as_of: date,
+    subjects: str | None = None,
+    bits: Bits | None = None,
+) -> str:
     """The "before" SELECT: the active policy over the stored ends and due days, as of
     `as_of`, for every subject or for those the `subjects` subquery returns."""
     return _with_day(
-        RescoreSql(active).select(subjects, dialect=dialect), _day_literal(dialect, as_of)
+        RescoreSql(active).select(subjects, dialect=dialect, bits=bits),
+        _day_literal(dialect, as_of),
     )
+
+
+def numbering(active: Policy, candidate: Policy | None = None) -> Bits | None:
+    """DuckDB's numbering of lists and measures for masks: the active policy's ids, then the
+    candidate's new ones, so the active scoring a snapshot keeps between previews is the
+    same whatever the candidate. None when the ids do not fit in a mask."""
+    lists = [r.id for r in active.lists]
+    measures = [m.id for m in active.measures]
+    if candidate is not None:
+        lists += [r.id for r in candidate.lists if r.id not in lists]
+        measures += [m.id for m in candidate.measures if m.id not in measures]
+    bits = Bits(tuple(lists), tuple(measures))
+    return bits if bits.fits() else None
+
+
+def columnar_comparison(
+    active: Policy, candidate: Policy, as_of: date, scored: str
+) -> tuple[str, str, Bits | None]:
+    """(before, joined, bits) for DuckDB: the active policy's scoring, which the caller
+    keeps in the table `scored`, and one SELECT that scores the candidate and joins it to
+    `scored`, giving the comparison rows (the columns of `comparison_sql`'s joined).
+
+    Lists and measures are masks numbered by `bits` (comma-separated names when None), and
+    the candidate's scoring carries each subject's name and organisation from its own scan
+    of the subjects: a join of a million rows costs DuckDB more for every column it carries
+    across, most for strings.
+    """
+    bits = numbering(active, candidate)
+    day = _day_literal("duckdb", as_of)
+    before = active_sql("duckdb", active, as_of, bits=bits)
+    after = _with_day(
+        RescoreSql(candidate).select(
+            dialect="duckdb",
+            ends=candidate_ends("duckdb", active, candidate),
+            due=candidate_due("duckdb", active, candidate),
+            bits=bits,
+            carry=("name", "organisation"),
+        ),
+        day,
+    )
+    joined = (
+        "SELECT a.name AS subject_id, a.organisation, "
+        "b.score AS b_score, b.grade AS b_grade, b.lists AS b_lists, "
+        "b.measures AS b_measures, a.score AS a_score, a.grade AS a_grade, "
+        f"a.lists AS a_lists, a.measures AS a_measures FROM ({after}) a "
+        f"JOIN {scored} b ON b.subject_id = a.subject_id"
+    )
+    return before, joined, bits
 
 
 def comparison_sql(
@@ -112,10 +167,8 @@ def comparison_sql(
         ),
         day,
     )
-    # DuckDB's snapshot numbers its subjects and keeps the register's id as `name`.
-    subject = "s.name" if dialect == "duckdb" else "b.subject_id"
     joined = (
-        f"SELECT {subject} AS subject_id, s.organisation, "
+        "SELECT b.subject_id, s.organisation, "
         "b.score AS b_score, b.grade AS b_grade, b.lists AS b_lists, "
         "b.measures AS b_measures, a.score AS a_score, a.grade AS a_grade, "
         "a.lists AS a_lists, a.measures AS a_measures "
