@@ -109,7 +109,7 @@ class RescoreSql:
         """The condition that the scope's grade is one of `names`.
 
         DuckDB tests the score against the bands' bounds instead: the grade of each measure's
-        scope is then never built as a string, which was a third of the preview's scoring.
+        scope is then never built as a string (a tenth of the preview's scoring at 10M).
         """
         if dialect != "duckdb":
             return _in(f"grade{scope.suffix}", names)
