@@ -5,14 +5,15 @@ A preview brings the kept snapshot up to its read transaction: incrementally fro
 entries after the snapshot's head, or by reading the scoring columns afresh when there is
 no usable snapshot (12 s at 10M records on PostgreSQL, against 2 s for a current one).
 
-`credo import` of a big file into PostgreSQL keeps it current as it goes (`SnapshotKeeper`,
-not on SQLite: see credo.services.importing): a process of
-its own catches the snapshot up with what the import has committed every few seconds,
-incrementally, reading the new records as a stream, and once more at the end with the
-active policy's scoring for the day. So the first preview after a load reads no fresh copy
-and scores only the candidate, and the import's memory stays bounded: the register is
-never read afresh for it unless it is small. `credo policy snapshot` brings the snapshot
-current on its own (`keep_snapshot`), reading afresh whatever the size.
+`credo import` of a big file keeps it current (`SnapshotKeeper`): a process of its own
+catches the snapshot up with what the import has committed, incrementally, reading the new
+records as a stream, and once more at the end with the active policy's scoring for the
+day. On PostgreSQL it does so every few seconds while the import stores; on SQLite, whose
+single writer is the import's critical path, only while the import's closing rescore runs
+(see credo.services.importing). So the first preview after a load reads no fresh copy and
+scores only the candidate, and the import's memory stays bounded: the register is never
+read afresh for it unless it is small. `credo policy snapshot` brings the snapshot current
+on its own (`keep_snapshot`), reading afresh whatever the size.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class SnapshotKeeper:
     module run with `python -m`, so that it imports only what keeping the snapshot needs):
     DuckDB and the Arrow readers stay out of the writing process and its memory bound, and
     run beside it. The process catches the snapshot up with what is committed at once,
-    then at most every `interval` seconds and never more than a third of the time.
+    then at most every `interval` seconds and never more than a third of the time (with no
+    interval, only when told). `catch_up()` has it catch up now, without waiting for it.
     `finish(day)`, after the write, has it catch up once more and keep the active policy's
     scoring as of `day`, and says how it went. `with` the keeper around the write: a write
     that fails stops the process without a last catch-up.
@@ -129,7 +131,7 @@ class SnapshotKeeper:
     and the next preview reads afresh.
     """
 
-    def __init__(self, register: Register, interval: float = 10.0) -> None:
+    def __init__(self, register: Register, interval: float | None = 10.0) -> None:
         self._register = register
         self._interval = interval
         self._child: subprocess.Popen[str] | None = None
@@ -141,7 +143,14 @@ class SnapshotKeeper:
             return
         url = self._register.engine.url.render_as_string(hide_password=False)
         self._child = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(home), str(self._interval), str(SMALL_REGISTER)],
+            [
+                sys.executable,
+                "-m",
+                __name__,
+                str(home),
+                str(self._interval or 0),
+                str(SMALL_REGISTER),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -154,6 +163,12 @@ class SnapshotKeeper:
     def __exit__(self, kind: object, *exc: object) -> None:
         if kind is not None:
             self._end(None)
+
+    def catch_up(self) -> None:
+        """Have the process catch up with what is committed now (it runs on by itself)."""
+        if self._child is not None:
+            with contextlib.suppress(OSError):  # gone: finish() says so
+                _tell(self._child, CATCH_UP)
 
     def finish(self, day: date) -> str:
         """After the write: the last catch-up, and the active policy's scoring as of `day`;
@@ -184,6 +199,9 @@ class SnapshotKeeper:
         return outcome
 
 
+CATCH_UP = "now"  # the line that asks the keeper for a catch-up before its next one
+
+
 def _tell(child: subprocess.Popen[str], line: str) -> None:
     assert child.stdin is not None
     child.stdin.write(line + "\n")
@@ -203,8 +221,9 @@ def _line() -> str:
 
 def _keep_following(home: str, interval: float, small: int) -> None:
     """The keeper's process: the register's URL on the first line of its input, then
-    catch-ups until the next line: a day (one more catch-up with the scoring of that day,
-    the outcome written back) or the end of the input (stop)."""
+    catch-ups (every `interval` seconds; when 0, only at once and when asked by a line
+    `now`) until a line with a day (one more catch-up with the scoring of that day, the
+    outcome written back) or the end of the input (stop)."""
     from credo.clock import SystemClock
     from credo.store.db import make_engine
 
@@ -222,12 +241,15 @@ def _keep_following(home: str, interval: float, small: int) -> None:
 
     pause: float | None = 0.0
     try:
-        while not select.select([0], [], [], pause)[0]:
+        while True:
+            if select.select([0], [], [], pause)[0]:
+                day = _line()
+                if day != CATCH_UP:
+                    break
             started = time.monotonic()
             keep(settings=KEEPER_SETTINGS)
-            following = how and not error
+            following = how and not error and interval > 0
             pause = max(interval, 2 * (time.monotonic() - started)) if following else None
-        day = _line()
         if not day:
             return
         if not error and (how or not kept):
