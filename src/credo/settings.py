@@ -48,10 +48,12 @@ class Settings(BaseSettings):
     password_parallelism: int = Field(default=4, ge=1)
 
     def resolved_database_url(self) -> str:
-        """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME."""
+        """CREDO_DATABASE_URL, or the embedded SQLite file under CREDO_HOME (as an absolute
+        path: the same file is then the same database for every use, the preview's snapshot
+        included, whatever directory a command runs in)."""
         if self.database_url:
             url = self.database_url
             if url.startswith("postgresql://") or url.startswith("postgres://"):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
-        return f"sqlite:///{self.home / 'credo.sqlite3'}"
+        return f"sqlite:///{(self.home / 'credo.sqlite3').resolve()}"

@@ -41,7 +41,6 @@ from credo.services.register import Register
 from credo.services.rescoring import rescore_everyone
 from credo.services.subjects import import_subjects
 from credo.store import audit, preview_duckdb, preview_source
-from credo.store.db import is_sqlite
 from credo.store.tables import cases, records
 from tests.conftest import TODAY
 from tests.factories import file_rows, record, rows, subject
