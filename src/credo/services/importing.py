@@ -190,13 +190,14 @@ def import_file(
         "on_reject": on_reject,
     }
 
+    sqlite = is_sqlite(register.engine)
+
     def store(batches: Iterator[Prepared]) -> None:
-        if is_sqlite(register.engine):
+        if sqlite:
             store_grouped(register, batches, optimistic=True, **options)
         else:  # the statements of one batch overlap the preparation of the next
             store_pipelined(register, batches, **options)
 
-    sqlite = is_sqlite(register.engine)
     with SnapshotKeeper(register, None if sqlite else KEEP_EVERY) as keeper:
         if _size(stream) >= KEEP_SNAPSHOT_FROM:
             keeper.start()  # before the first write: see SnapshotKeeper

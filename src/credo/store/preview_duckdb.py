@@ -296,10 +296,9 @@ class Snapshot:
         slice of ids at a time (rows already there under those ids are replaced)."""
         duck = self.duck
         duck.execute(f"DELETE FROM records WHERE {_in(ranges)}")
-        source = "credo_filed"
-        if engine.dialect.name == "sqlite":  # text either way, whatever ADBC inferred
-            source = f"(SELECT {_AS_TEXT} FROM credo_filed)"
         sqlite = engine.dialect.name == "sqlite"
+        # SQLite's columns as text either way, whatever ADBC inferred
+        source = f"(SELECT {_AS_TEXT} FROM credo_filed)" if sqlite else "credo_filed"
         insert = f"INSERT INTO records {_typed('records', source, empty_is_null=sqlite)}"
         with preview_source.filed_records(engine, now) as read:
             for first, last in ranges:

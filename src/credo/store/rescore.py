@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import groupby
 from typing import Any, ClassVar
 
 from sqlalchemy import text
@@ -115,23 +116,20 @@ class RescoreSql:
             return _in(f"grade{scope.suffix}", names)
         grades = self.policy.grades
         score = f"score{scope.suffix}"
-        wanted = [g.name in names for g in grades]
         ranges = []
-        n = 0
-        while n < len(grades):
-            if not wanted[n]:
-                n += 1
+        # each run of neighbouring wanted bands is one range, bounded as the grade's CASE
+        # is: the first band whose min the score reaches (the last band takes the rest)
+        for wanted, run in groupby(enumerate(grades), key=lambda band: band[1].name in names):
+            if not wanted:
                 continue
-            first = n
-            while n + 1 < len(grades) and wanted[n + 1]:
-                n += 1
-            bounds = []  # the CASE of the grade columns: first band whose min the score reaches
-            if n < len(grades) - 1:
-                bounds.append(f"{score} >= {grades[n].min}")
+            bands = [n for n, _ in run]
+            first, last = bands[0], bands[-1]
+            bounds = []
+            if last < len(grades) - 1:
+                bounds.append(f"{score} >= {grades[last].min}")
             if first > 0:
                 bounds.append(f"{score} < {grades[first - 1].min}")
             ranges.append(f"({' AND '.join(bounds)})" if bounds else "1 = 1")
-            n += 1
         return f"({' OR '.join(ranges)})" if ranges else "1 = 0"
 
     def _list_expr(self, rule: ListRule, scope: _Scope, dialect: str) -> str:
