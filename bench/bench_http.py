@@ -356,15 +356,15 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
         (
             f"inquiry log: a group commit's {len(batch)} inquiry rows, one statement (rolled back)",
             _INSERT_INQUIRIES,
-            (
-                0,
-                batch,
-                [QUERIER] * len(batch),
-                [PURPOSE] * len(batch),
-                [TODAY] * len(batch),
-                [datetime.now(UTC)] * len(batch),
-                ["api"] * len(batch),
-            ),
+            {
+                "seq": 0,
+                "subjects": batch,
+                "authorities": [QUERIER] * len(batch),
+                "purposes": [PURPOSE] * len(batch),
+                "days": [TODAY] * len(batch),
+                "times": [datetime.now(UTC)] * len(batch),
+                "channels": ["api"] * len(batch),
+            },
         ),
         (
             "checks: which of the asked subjects are registered",

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from credo.api import standing as standing_route
 from credo.api.app import create_app
-from credo.api.standing_fast import StandingFastPath, _plain_lookup
+from credo.api.standing_fast import _plain_lookup
 from credo.web.admin_data import keys, revoke_key
 from tests.api.conftest import Api
 from tests.factories import file_rows, record
@@ -52,9 +52,7 @@ def both(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, TestC
 
     monkeypatch.setattr(standing_route, "query_standing_async", counted)
     full_app = create_app(api.register)
-    full_app.user_middleware = [
-        m for m in full_app.user_middleware if m.cls is not StandingFastPath
-    ]
+    full_app.short_way = False
     with TestClient(full_app) as full:
         yield api, full, routed
 

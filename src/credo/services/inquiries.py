@@ -14,6 +14,7 @@ is involved at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -24,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
@@ -122,60 +124,80 @@ def store_inquiries(conn: Connection, batch: Sequence[Inquiry]) -> None:
     conn.execute(inquiries.insert(), [inquiry.row(seq) for inquiry in batch])
 
 
-# PostgreSQL: the rows in one statement, as arrays (one parse, one plan, one round trip).
+# PostgreSQL: a commit of inquiries in two round trips of one message each. The texts go by
+# the simple query protocol, several statements at once, their values bound by psycopg on the
+# client (ClientCursor): BEGIN, the chain's lock and its head; then the audit entry chained
+# after that head, the rows (as arrays: one statement, one plan) and COMMIT. A message per
+# statement, as the extended protocol sends them, costs the server's process a wake-up each
+# and the API worker a send and a wait each: on this 2-core machine that was a quarter of a
+# worker's CPU under load (docs/performance.md).
+_OPEN = f"BEGIN; {audit.LOCK_SQL}; {audit.HEAD_SQL}"
 _INSERT_INQUIRIES = (
     "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel, audit_seq) "
-    "SELECT s, a, p, d, t, c, %s FROM unnest(%s::text[], %s::text[], %s::text[], "
-    "%s::date[], %s::timestamptz[], %s::text[]) AS u(s, a, p, d, t, c)"
+    "SELECT s, a, p, d, t, c, %(seq)s FROM unnest(%(subjects)s::text[], "
+    "%(authorities)s::text[], %(purposes)s::text[], %(days)s::date[], "
+    "%(times)s::timestamptz[], %(channels)s::text[]) AS u(s, a, p, d, t, c)"
 )
+_CLOSE = f"{audit.INSERT_SQL}; {_INSERT_INQUIRIES}; COMMIT"
 
 
-def _pg_statements(
-    head: Sequence[Any] | None, batch: Sequence[Inquiry]
-) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The audit row chained after `head`, and the parameters of `_INSERT_INQUIRIES`."""
+def _close_params(head: Sequence[Any] | None, batch: Sequence[Inquiry]) -> dict[str, Any]:
+    """The values of `_CLOSE`: the audit entry chained after `head`, and the rows."""
     [entry] = audit.chain(head, [logged_entry(batch)])
-    columns = (
-        [i.subject_id for i in batch],
-        [i.authority_id for i in batch],
-        [i.purpose for i in batch],
-        [i.as_of for i in batch],
-        [i.at for i in batch],
-        [i.channel for i in batch],
-    )
-    return entry, (entry["seq"], *columns)
+    return entry | {
+        "subjects": [i.subject_id for i in batch],
+        "authorities": [i.authority_id for i in batch],
+        "purposes": [i.purpose for i in batch],
+        "days": [i.as_of for i in batch],
+        "times": [i.at for i in batch],
+        "channels": [i.channel for i in batch],
+    }
+
+
+def _to_head(cursor: psycopg.ClientCursor[Any] | psycopg.AsyncClientCursor[Any]) -> None:
+    """After `_OPEN`: past the results of BEGIN and the lock, to the head's."""
+    while cursor.nextset():
+        pass
 
 
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
     """Commit inquiries in one transaction: one audit entry, then their rows.
 
-    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), pipelined:
-    BEGIN, the chain's lock and its head in one round trip; both inserts and COMMIT in
-    another, whose answer leaving the pipeline waits for (and raises on any failure).
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), in two round
+    trips (`_OPEN`, `_CLOSE`); COMMIT's answer comes once the lot is durable.
     """
     if is_sqlite(register.engine):
         with register.write() as conn:
             store_inquiries(conn, batch)
         return
-    with hot_pool(register.engine).connection() as pg, pg.pipeline(), pg.transaction():
-        pg.execute(audit.LOCK_SQL)
-        head = pg.execute(audit.HEAD_SQL).fetchone()
-        entry, rows = _pg_statements(head, batch)
-        pg.execute(audit.INSERT_SQL, entry)
-        pg.execute(_INSERT_INQUIRIES, rows)
+    with hot_pool(register.engine).connection() as pg:
+        cursor = psycopg.ClientCursor(pg)
+        try:
+            cursor.execute(_OPEN)
+            _to_head(cursor)
+            head = cursor.fetchone()
+            cursor.execute(_CLOSE, _close_params(head, batch))
+        except BaseException:
+            if not pg.closed and pg.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    pg.rollback()
+            raise
 
 
 async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
-    """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit).
-
-    The same two round trips: no caller is answered before its inquiry is durable.
-    """
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute(audit.LOCK_SQL)
-        head = await (await conn.execute(audit.HEAD_SQL)).fetchone()
-        entry, rows = _pg_statements(head, batch)
-        await conn.execute(audit.INSERT_SQL, entry)
-        await conn.execute(_INSERT_INQUIRIES, rows)
+    """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit):
+    the same two round trips, and no caller answered before its inquiry is durable."""
+    cursor = psycopg.AsyncClientCursor(conn)
+    try:
+        await cursor.execute(_OPEN)
+        _to_head(cursor)
+        head = await cursor.fetchone()
+        await cursor.execute(_CLOSE, _close_params(head, batch))
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+        raise
 
 
 @dataclass

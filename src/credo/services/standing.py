@@ -98,15 +98,18 @@ def visible_standing(
 
 
 _LOOKUP = (
-    "WITH caller AS (SELECT (SELECT id FROM policy_versions WHERE active) AS policy_id, "
+    "WITH caller AS {materialized}("
+    "SELECT (SELECT id FROM policy_versions WHERE active) AS policy_id, "
     "(SELECT 1 FROM subjects WHERE id = {mark}) AS known, "
     "k.authority_id, k.key_hash, k.revoked_at "
     "FROM (SELECT 1 AS one) AS one LEFT JOIN api_keys k ON k.prefix = {mark}) "
     "SELECT caller.*, " + repository.FACTS_COLUMNS + " FROM caller "
     "LEFT JOIN (" + repository.FACTS_JOIN + ") ON r.subject_id = {mark} ORDER BY r.id"
 )
-_LOOKUP_SQLITE = _LOOKUP.format(mark="?")
-_LOOKUP_PG = _LOOKUP.format(mark="%s")
+# On PostgreSQL the caller's row is computed once (MATERIALIZED): inlined, its subject check
+# ran again for every record row. SQLite before 3.35 does not know the word.
+_LOOKUP_SQLITE = _LOOKUP.format(mark="?", materialized="")
+_LOOKUP_PG = _LOOKUP.format(mark="%s", materialized="MATERIALIZED ")
 _FACTS_FROM = 5  # the lookup's columns before the record facts
 
 
@@ -168,7 +171,7 @@ async def query_standing_async(
 _LOOKUP_MANY = (
     "WITH ask AS (SELECT * FROM unnest(%s::int[], %s::text[], %s::text[]) "
     "AS a(n, subject_id, prefix)), "
-    "caller AS (SELECT a.n, a.subject_id AS asked, "
+    "caller AS MATERIALIZED (SELECT a.n, a.subject_id AS asked, "
     "(SELECT id FROM policy_versions WHERE active) AS policy_id, "
     "(SELECT 1 FROM subjects s WHERE s.id = a.subject_id) AS known, "
     "k.authority_id, k.key_hash, k.revoked_at "

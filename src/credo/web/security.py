@@ -76,15 +76,16 @@ _RAW = {
 }
 
 
+def raw_headers(path: str, scheme: str) -> list[tuple[bytes, bytes]]:
+    """The security headers of a response to `path`, as raw pairs (a shared list: read only)."""
+    return _RAW[path.startswith("/static/"), "https" if scheme == "https" else "http"]
+
+
 def apply_headers(headers: MutableHeaders, path: str, scheme: str) -> None:
     """Add the security headers a response does not set itself."""
     raw = headers.raw
     present = {name for name, _ in raw}
-    raw.extend(
-        pair
-        for pair in _RAW[path.startswith("/static/"), "https" if scheme == "https" else "http"]
-        if pair[0] not in present
-    )
+    raw.extend(pair for pair in raw_headers(path, scheme) if pair[0] not in present)
 
 
 class SecurityHeaders:
