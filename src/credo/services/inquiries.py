@@ -124,27 +124,31 @@ def store_inquiries(conn: Connection, batch: Sequence[Inquiry]) -> None:
     conn.execute(inquiries.insert(), [inquiry.row(seq) for inquiry in batch])
 
 
-# PostgreSQL: a commit of inquiries in two round trips of one message each. The texts go by
-# the simple query protocol, several statements at once, their values bound by psycopg on the
-# client (ClientCursor): BEGIN, the chain's lock and its head; then the audit entry chained
-# after that head, the rows (as arrays: one statement, one plan) and COMMIT. A message per
-# statement, as the extended protocol sends them, costs the server's process a wake-up each
-# and the API worker a send and a wait each: on this 2-core machine that was a quarter of a
-# worker's CPU under load (docs/performance.md).
-_OPEN = f"BEGIN; {audit.LOCK_SQL}; {audit.HEAD_SQL}"
-_INSERT_INQUIRIES = (
+# PostgreSQL: a commit of inquiries in one message and one round trip: BEGIN, the chain's
+# lock, then the audit entry (chained by PostgreSQL after the head the lock leaves, see
+# `audit.APPEND_SQL`) and the rows that name it (as arrays: one statement, one plan), and
+# COMMIT. The text goes by the simple query protocol, its values bound by psycopg on the
+# client (ClientCursor). A message per statement, as the extended protocol sends them,
+# costs the server's process a wake-up each and the API worker a send and a wait each: on
+# this 2-core machine that was a quarter of a worker's CPU under load (docs/performance.md).
+_INSERT = (
     "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel, audit_seq) "
-    "SELECT s, a, p, d, t, c, %(seq)s FROM unnest(%(subjects)s::text[], "
-    "%(authorities)s::text[], %(purposes)s::text[], %(days)s::date[], "
-    "%(times)s::timestamptz[], %(channels)s::text[]) AS u(s, a, p, d, t, c)"
 )
-_CLOSE = f"{audit.INSERT_SQL}; {_INSERT_INQUIRIES}; COMMIT"
+_ROWS = (
+    "unnest(%(subjects)s::text[], %(authorities)s::text[], %(purposes)s::text[], "
+    "%(days)s::date[], %(times)s::timestamptz[], %(channels)s::text[]) AS u(s, a, p, d, t, c)"
+)
+_COMMIT = (
+    f"BEGIN; {audit.LOCK_SQL}; WITH entry AS ({audit.APPEND_SQL}) "
+    f"{_INSERT}SELECT s, a, p, d, t, c, entry.seq FROM entry, {_ROWS}; COMMIT"
+)
+# The rows' statement alone, for a known entry (bench/bench_http.py explains it).
+_INSERT_INQUIRIES = f"{_INSERT}SELECT s, a, p, d, t, c, %(seq)s FROM {_ROWS}"
 
 
-def _close_params(head: Sequence[Any] | None, batch: Sequence[Inquiry]) -> dict[str, Any]:
-    """The values of `_CLOSE`: the audit entry chained after `head`, and the rows."""
-    [entry] = audit.chain(head, [logged_entry(batch)])
-    return entry | {
+def _commit_params(batch: Sequence[Inquiry]) -> dict[str, Any]:
+    """The values of `_COMMIT`: the audit entry's, and the rows' as arrays."""
+    return audit.append_params(logged_entry(batch)) | {
         "subjects": [i.subject_id for i in batch],
         "authorities": [i.authority_id for i in batch],
         "purposes": [i.purpose for i in batch],
@@ -154,17 +158,11 @@ def _close_params(head: Sequence[Any] | None, batch: Sequence[Inquiry]) -> dict[
     }
 
 
-def _to_head(cursor: psycopg.ClientCursor[Any] | psycopg.AsyncClientCursor[Any]) -> None:
-    """After `_OPEN`: past the results of BEGIN and the lock, to the head's."""
-    while cursor.nextset():
-        pass
-
-
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
     """Commit inquiries in one transaction: one audit entry, then their rows.
 
-    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), in two round
-    trips (`_OPEN`, `_CLOSE`); COMMIT's answer comes once the lot is durable.
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), in one round
+    trip (`_COMMIT`), whose answer comes once the lot is durable.
     """
     if is_sqlite(register.engine):
         with register.write() as conn:
@@ -173,10 +171,7 @@ def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
     with hot_pool(register.engine).connection() as pg:
         cursor = psycopg.ClientCursor(pg)
         try:
-            cursor.execute(_OPEN)
-            _to_head(cursor)
-            head = cursor.fetchone()
-            cursor.execute(_CLOSE, _close_params(head, batch))
+            cursor.execute(_COMMIT, _commit_params(batch))
         except BaseException:
             if not pg.closed and pg.info.transaction_status != TransactionStatus.IDLE:
                 with contextlib.suppress(psycopg.Error):
@@ -186,13 +181,10 @@ def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
 
 async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
     """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit):
-    the same two round trips, and no caller answered before its inquiry is durable."""
+    the same one round trip, and no caller answered before its inquiry is durable."""
     cursor = psycopg.AsyncClientCursor(conn)
     try:
-        await cursor.execute(_OPEN)
-        _to_head(cursor)
-        head = await cursor.fetchone()
-        await cursor.execute(_CLOSE, _close_params(head, batch))
+        await cursor.execute(_COMMIT, _commit_params(batch))
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):

@@ -42,10 +42,15 @@ def entry_hash(
     digest: str | None,
 ) -> str:
     """The hash of one entry, chained to the previous one."""
-    text_ = "|".join(
-        [prev_hash, str(seq), stamp(at), actor, action, subject_id or "", payload, digest or ""]
-    )
-    return hashlib.sha256(text_.encode()).hexdigest()
+    tail = hash_tail(at, actor, action, subject_id, payload, digest)
+    return hashlib.sha256(f"{prev_hash}|{seq}|{tail}".encode()).hexdigest()
+
+
+def hash_tail(
+    at: datetime, actor: str, action: str, subject_id: str | None, payload: str, digest: str | None
+) -> str:
+    """What an entry's hashed text holds after `prev_hash|seq|`: known before the head is."""
+    return "|".join([stamp(at), actor, action, subject_id or "", payload, digest or ""])
 
 
 def rows_digest(row_hashes: Iterable[str]) -> str:
@@ -121,6 +126,36 @@ INSERT_SQL = (
     "prev_hash, hash) VALUES (%(seq)s, %(at)s, %(actor)s, %(action)s, %(subject_id)s, "
     "%(payload)s, %(digest)s, %(prev_hash)s, %(hash)s)"
 )
+
+
+# One entry appended after the head in one statement, PostgreSQL computing its link from the
+# same text as `entry_hash` (`hash_tail` is bound as `tail`), for a writer that must not wait
+# for the head to come back before it can send the entry: run it after LOCK_SQL, in the same
+# transaction but its own statement, so that it reads the head as the lock left it.
+APPEND_SQL = (
+    "INSERT INTO audit_entries (seq, at, actor, action, subject_id, payload, digest, "
+    "prev_hash, hash) SELECT h.seq + 1, %(at)s, %(actor)s, %(action)s, %(subject_id)s, "
+    "%(payload)s, %(digest)s, h.hash, encode(sha256(convert_to("
+    "h.hash || '|' || (h.seq + 1)::text || '|' || %(tail)s, 'UTF8')), 'hex') "
+    "FROM (SELECT * FROM (SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS top "
+    f"UNION ALL SELECT 0, '{GENESIS}' ORDER BY seq DESC LIMIT 1) AS h RETURNING seq"
+)
+
+
+def append_params(entry: Entry) -> dict[str, Any]:
+    """The values of `APPEND_SQL` for one entry."""
+    body = canonical(entry.payload)
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject_id": entry.subject_id,
+        "payload": body,
+        "digest": entry.digest,
+        "tail": hash_tail(
+            entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest
+        ),
+    }
 
 
 def chain(head: Sequence[Any] | None, entries: Sequence[Entry]) -> list[dict[str, Any]]:
