@@ -103,7 +103,7 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
 
     One lock, one read of the chain's head and one multi-row insert for the lot: the chain is
     the same as from one `append` per entry, at a fraction of the round trips (the inquiry
-    log commits its queued inquiries this way, see credo.services.standing).
+    log commits its queued inquiries this way on SQLite; on PostgreSQL see `APPEND_SQL`).
     """
     if not entries:
         return []
@@ -118,14 +118,8 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
     return [row["seq"] for row in rows]
 
 
-# The same steps through a psycopg connection (credo.store.hotpath), inside its transaction.
+# The chain's lock through a psycopg connection (credo.store.hotpath), inside its transaction.
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
-HEAD_SQL = "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
-INSERT_SQL = (
-    "INSERT INTO audit_entries (seq, at, actor, action, subject_id, payload, digest, "
-    "prev_hash, hash) VALUES (%(seq)s, %(at)s, %(actor)s, %(action)s, %(subject_id)s, "
-    "%(payload)s, %(digest)s, %(prev_hash)s, %(hash)s)"
-)
 
 
 # One entry appended after the head in one statement, PostgreSQL computing its link from the
