@@ -139,6 +139,12 @@ APPEND_SQL = (
 def append_params(entry: Entry) -> dict[str, Any]:
     """The values of `APPEND_SQL` for one entry."""
     body = canonical(entry.payload)
+    tail = hash_tail(entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest)
+    return {**_given(entry, body), "tail": tail}
+
+
+def _given(entry: Entry, body: str) -> dict[str, Any]:
+    """The columns of an entry's row that do not depend on its place in the chain."""
     return {
         "at": entry.at,
         "actor": entry.actor,
@@ -146,9 +152,6 @@ def append_params(entry: Entry) -> dict[str, Any]:
         "subject_id": entry.subject_id,
         "payload": body,
         "digest": entry.digest,
-        "tail": hash_tail(
-            entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest
-        ),
     }
 
 
@@ -161,18 +164,6 @@ def chain(head: Sequence[Any] | None, entries: Sequence[Entry]) -> list[dict[str
         link = entry_hash(
             prev, seq, entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest
         )
-        rows.append(
-            {
-                "seq": seq,
-                "at": entry.at,
-                "actor": entry.actor,
-                "action": entry.action,
-                "subject_id": entry.subject_id,
-                "payload": body,
-                "digest": entry.digest,
-                "prev_hash": prev,
-                "hash": link,
-            }
-        )
+        rows.append({"seq": seq, **_given(entry, body), "prev_hash": prev, "hash": link})
         seq, prev = seq + 1, link
     return rows
