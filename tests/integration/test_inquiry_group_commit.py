@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from credo.services.audit_verify import verify_audit
-from credo.services.inquiries import InquiryLog, inquiry_log
+from credo.services.inquiries import Inquiry, InquiryLog, inquiry_log
 from credo.services.keys import add_key
 from credo.services.register import Register
 from credo.services.standing import query_standing
 from credo.store.tables import audit_entries, inquiries
+from tests.conftest import TODAY
 from tests.factories import file_rows, record, seed_register, standings_on_one_loop
 
 THREADS = 12
@@ -87,6 +88,34 @@ def test_a_failed_commit_fails_its_requests_and_logs_nothing(
     monkeypatch.undo()
     query_standing(register, api_key=key, subject_id="s-001", purpose_id="promotion-review")
     assert _count(register, inquiries) == 1
+
+
+@pytest.mark.parametrize("max_batch", [1000, 6])
+def test_a_requests_inquiries_commit_together_beside_other_requests(
+    register: Register, max_batch: int
+) -> None:
+    """`log_all` (a batch check's inquiries): each request's rows in one commit, never split,
+    however many requests queue at once or however small a commit is kept."""
+    seed_register(register, subjects=40)
+    log = InquiryLog()
+    log.MAX_BATCH = max_batch
+    now = register.clock.now()
+
+    def request(n: int) -> None:
+        sid = f"s-{n + 1:03d}"
+        log.log_all(register, [Inquiry(sid, "city-tax", "tax-check", TODAY, now, "api")] * 4)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(request, range(40)))
+    with register.read() as conn:
+        rows = conn.execute(select(inquiries.c.subject_id, inquiries.c.audit_seq)).all()
+    assert len(rows) == 160 and _logged(register) == 160
+    commits: dict[str, set[int]] = {}
+    for sid, seq in rows:
+        commits.setdefault(sid, set()).add(seq)
+    assert len(commits) == 40 and all(len(seqs) == 1 for seqs in commits.values())
+    verification = verify_audit(register)
+    assert verification.ok, verification.problems
 
 
 def test_each_register_database_has_its_own_log(register: Register) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from credo.domain.errors import Problem, ValidationError
 from credo.domain.scoring import compute_standing
-from credo.services.inquiries import Inquiry, write_inquiries
+from credo.services.inquiries import Inquiry, inquiry_log
 from credo.services.register import Register
 from credo.services.standing import check_purpose, visible_standing
 from credo.store import repository
@@ -49,25 +49,24 @@ def run_checks(
     _validate(subject_ids)
     day = as_of or register.clock.today()
     looked: list[Inquiry] = []
-    # Read first, then log every answered subject in one short write (the audit chain's
-    # lock is held only for the inserts, not while records are read and scored).
+    # Read first, then log every answered subject through the group commit (the audit
+    # chain's lock is held only for the inserts, and concurrent checks share one commit).
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         check_purpose(policy, authority_id, purpose_id)
         known = {
             row.id for row in conn.execute(subjects.select().where(subjects.c.id.in_(subject_ids)))
         }
+        facts = repository.record_facts_of(conn, [s for s in subject_ids if s in known])
         answers: list[dict[str, Any]] = []
         for subject_id in subject_ids:
             if subject_id not in known:
                 answers.append({"subject_id": subject_id, "error": "not registered"})
                 continue
-            facts = repository.record_facts(conn, subject_id)
-            standing = compute_standing(policy, subject_id, facts, day)
+            standing = compute_standing(policy, subject_id, facts[subject_id], day)
             looked.append(
                 Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
             )
             answers.append(visible_standing(policy, standing, authority_id, purpose_id))
-    if looked:
-        write_inquiries(register, looked)
+    inquiry_log(register).log_all(register, looked)
     return answers

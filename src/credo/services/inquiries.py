@@ -195,7 +195,7 @@ async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[
 @dataclass
 class _Pending:
     register: Register
-    inquiry: Inquiry
+    inquiries: list[Inquiry]
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
 
@@ -213,7 +213,7 @@ class InquiryLog:
     >>> inquiry_log(register).log(register, Inquiry(...))  # returns once committed
     """
 
-    MAX_BATCH = 500
+    MAX_BATCH = 1000  # inquiries a commit takes when more have queued (a request's stay whole)
     IDLE_SECONDS = 2.0
 
     def __init__(self) -> None:
@@ -224,7 +224,14 @@ class InquiryLog:
 
     def log(self, register: Register, inquiry: Inquiry) -> None:
         """Queue one inquiry and return once it is committed (or raise why it was not)."""
-        pending = _Pending(register, inquiry)
+        self.log_all(register, [inquiry])
+
+    def log_all(self, register: Register, inquiries: list[Inquiry]) -> None:
+        """Queue one request's inquiries (a batch check's) and return once they are all
+        committed, in one transaction with whatever else queued (or raise why not)."""
+        if not inquiries:
+            return
+        pending = _Pending(register, inquiries)
         with self._lock:
             self._queue.append(pending)
             if self._running:
@@ -244,10 +251,15 @@ class InquiryLog:
                     if not self._queue:
                         self._running = False
                         return
-                batch = self._queue[: self.MAX_BATCH]
-                del self._queue[: self.MAX_BATCH]
+                taken, rows = 0, 0
+                for pending in self._queue:  # whole requests, at least one
+                    if taken and rows + len(pending.inquiries) > self.MAX_BATCH:
+                        break
+                    taken, rows = taken + 1, rows + len(pending.inquiries)
+                batch = self._queue[:taken]
+                del self._queue[:taken]
             try:
-                write_inquiries(batch[0].register, [p.inquiry for p in batch])
+                write_inquiries(batch[0].register, [i for p in batch for i in p.inquiries])
             except Exception as exc:  # handed to every waiting request, which re-raises it
                 for pending in batch:
                     pending.error = exc

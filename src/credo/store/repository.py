@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from credo.domain.errors import NoActivePolicyError, NotFoundError
@@ -374,6 +376,25 @@ def record_facts(conn: Connection, subject_id: str) -> list[RecordFacts]:
         return facts_from_rows(cursor.fetchall())
     finally:
         cursor.close()
+
+
+FACTS_CHUNK = 500  # subjects per statement of `record_facts_of` (SQLite before 3.32: 999 values)
+
+
+def record_facts_of(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[RecordFacts]]:
+    """`record_facts` of many subjects, a few hundred per statement instead of one each (a
+    batch check); a subject without records maps to an empty list."""
+    found: dict[str, list[RecordFacts]] = {subject_id: [] for subject_id in subject_ids}
+    wanted = list(found)
+    statement = text(
+        f"SELECT r.subject_id, {FACTS_COLUMNS} FROM {FACTS_JOIN} "
+        "WHERE r.subject_id IN :ids ORDER BY r.subject_id, r.id"
+    ).bindparams(bindparam("ids", expanding=True))
+    for start in range(0, len(wanted), FACTS_CHUNK):
+        rows = conn.execute(statement, {"ids": wanted[start : start + FACTS_CHUNK]}).all()
+        for subject_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+            found[subject_id] = facts_from_rows(group, 1)
+    return found
 
 
 def facts_from_rows(rows: Iterable[Sequence[Any]], offset: int = 0) -> list[RecordFacts]:
