@@ -90,6 +90,7 @@ subjects = Table(
     Column("row_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_subjects_name_id", "name", "id"),  # the public search by name (0011)
+    # and on PostgreSQL with pg_trgm, ix_subjects_name_trgm: GIN over lower(name) (0013)
 )
 
 # The two hot tables, records and notices, carry no foreign keys: row-by-row key checks
