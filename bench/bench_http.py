@@ -317,7 +317,8 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
     from credo.services.inquiries import _INSERT_INQUIRIES
     from credo.services.public import search
     from credo.services.standing import _LOOKUP_PG
-    from credo.store.repository import _FACTS_PG
+    from credo.store import audit
+    from credo.store.repository import FACTS_COLUMNS, FACTS_JOIN
 
     # The public search's statements as it runs them: captured from the driver, then
     # explained one by one with the same parameters.
@@ -346,12 +347,25 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
             _LOOKUP_PG,
             (subject, "0123456789ab", subject),
         ),
-        ("checks: the subject's records and objections", _FACTS_PG, (subject,)),
         (
-            "inquiry log: the chain's head, read under the chain's lock",
-            "SELECT audit_entries.seq, audit_entries.hash FROM audit_entries "
-            "ORDER BY audit_entries.seq DESC LIMIT 1",
-            None,
+            "checks: the subjects' records and objections, one statement",
+            f"SELECT r.subject_id, {FACTS_COLUMNS} FROM {FACTS_JOIN} "
+            "WHERE r.subject_id = ANY(%s) ORDER BY r.subject_id, r.id",
+            (ids,),
+        ),
+        (
+            "inquiry log: the audit entry chained after the head, under the chain's lock "
+            "(rolled back)",
+            audit.APPEND_SQL,
+            audit.append_params(
+                audit.Entry(
+                    actor=QUERIER,
+                    action="inquiries.logged",
+                    payload={"inquiries": len(batch), "authorities": [QUERIER]},
+                    at=datetime.now(UTC),
+                    digest="0" * 64,
+                )
+            ),
         ),
         (
             f"inquiry log: a group commit's {len(batch)} inquiry rows, one statement (rolled back)",
