@@ -32,6 +32,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -39,7 +40,7 @@ from starlette.types import Message, Receive, Scope, Send
 from credo.services.register import Register
 from credo.services.standing import query_standing_async
 from credo.store.db import is_sqlite
-from credo.web.security import raw_headers
+from credo.web.security import apply_headers, raw_headers
 
 PREFIX = "/v1/subjects/"
 SUFFIX = "/standing"
@@ -63,7 +64,7 @@ async def answer_plain_lookup(app: Any, scope: Scope, receive: Receive, send: Se
     if is_sqlite(register.engine):
         return False
     scope["app"] = app
-    secure = raw_headers(scope["path"], scope.get("scheme", "http"))
+    scheme = scope.get("scheme", "http")
     subject_id, purpose, as_of, key = ask
     try:
         shown = await query_standing_async(
@@ -73,6 +74,7 @@ async def answer_plain_lookup(app: Any, scope: Scope, receive: Receive, send: Se
         response = await _handled(scope, exc)
     else:
         body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
+        secure = raw_headers(scope["path"], scheme)
         headers = [(b"content-length", str(len(body)).encode()), *_JSON, *secure]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -80,9 +82,7 @@ async def answer_plain_lookup(app: Any, scope: Scope, receive: Receive, send: Se
 
     async def send_secured(message: Message) -> None:
         if message["type"] == "http.response.start":
-            raw = message["headers"] = list(message.get("headers", []))
-            present = {name for name, _ in raw}
-            raw.extend(pair for pair in secure if pair[0] not in present)
+            apply_headers(MutableHeaders(scope=message), scope["path"], scheme)
         await send(message)
 
     await response(scope, receive, send_secured)
