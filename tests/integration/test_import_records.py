@@ -27,7 +27,7 @@ from credo.services.subjects import import_subjects
 from credo.store import repository
 from credo.store.db import is_sqlite
 from credo.store.rescore import REGISTER_LOCK
-from credo.store.tables import records, standings, subjects
+from credo.store.tables import notices, records, standings, subjects
 from tests.conftest import TODAY
 from tests.factories import dates_policy, record, rows, seed_register, subject
 
@@ -698,6 +698,28 @@ def test_a_file_partly_filed_before_stores_each_new_row_once(
     assert sorted(refs) == [f"P-{n:02d}" for n in range(30)]
     assert filed_batches(register) == before + report.batches  # one audit entry each
     assert verify_audit(register).ok
+
+
+def test_every_stored_record_has_one_filed_notice_for_its_subject_in_record_order(
+    register: Register, tmp_path: Path
+) -> None:
+    """Also across the batch undone to its savepoint: its notices go with its records."""
+    items = partly_filed(register, tmp_path)
+
+    load(register, write_csv(tmp_path / "all.csv", items))
+
+    with register.read() as conn:
+        stored = conn.execute(
+            select(records.c.id, records.c.subject_id).order_by(records.c.id)
+        ).all()
+        filed = conn.execute(
+            select(notices.c.record_id, notices.c.subject_id, notices.c.status)
+            .where(notices.c.kind == "record.filed")
+            .order_by(notices.c.id)
+        ).all()
+    assert len(stored) == 30
+    assert [(n.record_id, n.subject_id) for n in filed] == [tuple(r) for r in stored]
+    assert {n.status for n in filed} == {"pending"}
 
 
 def test_a_changed_row_of_a_partly_filed_file_is_refused_and_the_rest_stored(
