@@ -49,16 +49,13 @@ AUTHORITY = "bench-registry"
 
 
 def step_for(conn: Any, since: date, share: float, subjects: int) -> date:
-    """The first day D after `since` such that records ending in (since, D] belong to about
-    `share` of the subjects (binary search over the window's end)."""
+    """The first day D after `since` such that a record counted by about `share` of the
+    subjects' standings ends in (since, D] (binary search over the window's end)."""
     want = max(1, int(subjects * share))
 
     def touched(day: date) -> int:
         value = conn.execute(
-            text(
-                "SELECT COUNT(DISTINCT subject_id) FROM records "
-                "WHERE ends_on > :s AND ends_on <= :d"
-            ),
+            text("SELECT COUNT(*) FROM standings WHERE next_end > :s AND next_end <= :d"),
             {"s": dateparam(conn, since), "d": dateparam(conn, day)},
         ).scalar_one()
         return int(value)

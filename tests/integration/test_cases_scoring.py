@@ -154,21 +154,29 @@ def d(value: str) -> date:
 
 
 def both_ways(register: Register, day: date) -> tuple[dict[str, Row], dict[str, Row]]:
-    """(SQL standings, pure standings) of every subject as of `day`."""
+    """(SQL standings, pure standings) of every subject as of `day`: score, grade, lists,
+    measures and the first day a counted record stops counting (ISO text or None)."""
     with register.write() as conn:
         version_id, policy = register.active_policy(conn)
         rescore_all(conn, policy, version_id, day, register.clock.now())
         sql = {
-            r.subject_id: (r.score, r.grade, r.lists, r.measures)
+            r.subject_id: (r.score, r.grade, r.lists, r.measures, _iso(r.next_end))
             for r in conn.execute(
-                text("SELECT subject_id, score, grade, lists, measures FROM standings")
+                text("SELECT subject_id, score, grade, lists, measures, next_end FROM standings")
             )
         }
         pure = {}
         for sid in sql:
             s = subject_standing(conn, policy, sid, day)
+            first_end = min((line.effective_until for line in s.explanation), default=None)
             pure[sid] = (s.score, s.grade, ",".join(s.lists), ",".join(s.measures))
+            pure[sid] += (_iso(first_end),)
     return sql, pure
+
+
+def _iso(day: date | str | None) -> str | None:
+    """A stored or computed day as ISO text (SQLite stores text, PostgreSQL a date)."""
+    return None if day is None else str(day)
 
 
 def scores(register: Register, subject_id: str, days: list[str]) -> dict[str, int]:

@@ -10,13 +10,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from credo.clock import FixedDateClock
 from credo.services.audit_verify import verify_audit
 from credo.services.register import Register
 from credo.services.standing import query_standing
+from credo.services.sweep import sweep
 from credo.store import audit
 from credo.store.db import alembic_config, dateparam
 from credo.store.tables import metadata
-from tests.factories import seed_register
+from tests.factories import file_rows, record, seed_register
 
 # PostgreSQL's trigram index on names (0013) exists only where pg_trgm could be installed,
 # so the tables do not describe it; the test below checks it where it exists.
@@ -97,3 +99,31 @@ def test_inquiries_logged_before_0010_still_verify(register: Register) -> None:
         "2 inquiries were logged with an entry each (inquiry.made) before migration 0010, "
         "1 such rows are stored"
     ]
+
+
+def test_standings_stored_before_0014_are_swept_when_a_record_they_count_ends(
+    register: Register, clock: FixedDateClock
+) -> None:
+    """0014 moved the sweep's search for ended records from an index on records to the
+    standings' `next_end`: standings stored before it are given one at the upgrade."""
+    seed_register(register, subjects=2)
+    volunteered = record("V-1", "s-001", "civic.volunteering", "2025-12-01")  # ends 2026-12-01
+    assert file_rows(register, "city-civil", [volunteered]).stored == 1
+    cfg = alembic_config()
+    with register.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013")
+        command.upgrade(cfg, "head")
+    with register.read() as conn:
+        stored = conn.execute(text("SELECT subject_id, next_end FROM standings")).all()
+    assert {sid: str(end) if end else None for sid, end in stored} == {
+        "s-001": "2026-12-01",
+        "s-002": None,
+    }
+    clock.day = date(2026, 11, 30)
+    assert sweep(register).rescored == 0
+    clock.day = date(2026, 12, 1)
+    assert sweep(register).rescored == 1
+    with register.read() as conn:
+        row = conn.execute(text("SELECT score, next_end FROM standings WHERE subject_id = 's-001'"))
+        assert tuple(row.one()) == (1000, None)

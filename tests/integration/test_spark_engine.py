@@ -51,6 +51,7 @@ from tests.integration.test_cases_scoring import (
     CASES_POLICY,
     Case,
     _decide,
+    _iso,
     _open,
     _wipe,
     both_ways,
@@ -101,12 +102,14 @@ def spark() -> Iterator[Any]:
 
 
 def standings_of(register: Register) -> dict[str, tuple[Any, ...]]:
-    """Stored standings: subject -> (score, grade, lists, measures)."""
+    """Stored standings: subject -> (score, grade, lists, measures, next_end as ISO text)."""
     with register.read() as conn:
         found = conn.execute(
-            text("SELECT subject_id, score, grade, lists, measures FROM standings")
+            text("SELECT subject_id, score, grade, lists, measures, next_end FROM standings")
         )
-        return {r.subject_id: (r.score, r.grade, r.lists, r.measures) for r in found}
+        return {
+            r.subject_id: (r.score, r.grade, r.lists, r.measures, _iso(r.next_end)) for r in found
+        }
 
 
 def history_counts(register: Register) -> dict[str, int]:
@@ -225,10 +228,10 @@ def test_subjects_written_after_the_snapshot_are_rescored_in_the_database(
     done = rescore_on_spark(register, spark=spark, snapshot=str(tmp_path / "snap"))
     assert (done.subjects, done.rescored_in_database) == (3, 3)
     assert standings_of(register) == {
-        "s-001": (920, "C", "dishonest", "hr.no_promotion"),
-        "s-002": (940, "C", "", "tax.strict"),
-        "s-003": (1000, "B", "", ""),
-        "s-009": (1000, "B", "", ""),
+        "s-001": (920, "C", "dishonest", "hr.no_promotion", "2027-02-01"),  # V-1 ends
+        "s-002": (940, "C", "", "tax.strict", "2027-03-10"),  # T-2 ends
+        "s-003": (1000, "B", "", "", None),
+        "s-009": (1000, "B", "", "", None),
     }
     _, pure = both_ways(register, TODAY)
     assert standings_of(register) == pure
@@ -253,14 +256,17 @@ def test_standings_missing_a_subject_of_the_snapshot_are_refused(
 ) -> None:
     _worked(register)
     manifest = take_snapshot(register, tmp_path / "snap")
-    before = standings_of(register)
-    two = [("s-001", 820, "D", "dishonest", "hr.no_promotion"), ("s-002", 1000, "B", "", "")]
-    with pytest.raises(ValidationError, match="2 standings for the 3 subjects"):
-        store_standings(register, manifest, two, TODAY)
-    assert standings_of(register) == before
-    three = [*two, ("s-003", 1000, "B", "", "")]
-    assert store_standings(register, manifest, three, TODAY) == (3, 0)
     _, pure = both_ways(register, TODAY)
+    before = standings_of(register)
+    assert before == pure
+    computed = []  # as Spark gives them: (subject, score, grade, lists, measures, next_end)
+    for sid in ("s-001", "s-002", "s-003"):
+        *standing, end = pure[sid]
+        computed.append((sid, *standing, None if end is None else date.fromisoformat(end)))
+    with pytest.raises(ValidationError, match="2 standings for the 3 subjects"):
+        store_standings(register, manifest, computed[:2], TODAY)
+    assert standings_of(register) == before
+    assert store_standings(register, manifest, computed, TODAY) == (3, 0)
     assert standings_of(register) == pure
 
 
@@ -340,7 +346,8 @@ def test_credo_rescore_engine_spark_stores_the_worked_example(
     done = run_credo(register, home, *args)
     assert done.returncode == 0, done.stderr
     assert "3 subjects rescored on Spark as of 2026-03-15" in done.stdout
-    assert standings_of(register)["s-001"] == (820, "D", "dishonest", "hr.no_promotion")
+    worked = (820, "D", "dishonest", "hr.no_promotion", "2027-02-01")  # V-1 ends first
+    assert standings_of(register)["s-001"] == worked
     with register.read() as conn:
         payload = conn.execute(
             text("SELECT payload FROM audit_entries ORDER BY seq DESC LIMIT 1")

@@ -53,15 +53,18 @@ def stored(register: Register) -> dict[str, Any]:
 
 
 def disagreements(register: Register, day: date) -> list[tuple[str, Any, Any]]:
-    """Subjects whose stored standing differs from the pure scorer as of `day`."""
+    """Subjects whose stored standing differs from the pure scorer as of `day`, or whose
+    `next_end` (where the sweep looks for ends) is not the first end of a counted record."""
     rows = stored(register)
     found = []
     with register.read() as conn:
         _, policy = register.active_policy(conn)
         for sid, row in sorted(rows.items()):
             pure = subject_standing(conn, policy, sid, day)
+            first_end = min((line.effective_until for line in pure.explanation), default=None)
             want = (pure.score, pure.grade, ",".join(pure.lists), ",".join(pure.measures))
-            got = (row.score, row.grade, row.lists, row.measures)
+            want += (first_end,)
+            got = (row.score, row.grade, row.lists, row.measures, row.next_end)
             if got != want:
                 found.append((sid, got, want))
     return found

@@ -58,7 +58,7 @@ CHANGED_SINCE = (
 )
 _FRESH = (
     "CREATE TEMP TABLE credo_fresh (subject_id VARCHAR(64) NOT NULL, score INTEGER NOT NULL, "
-    "grade VARCHAR(64) NOT NULL, lists TEXT NOT NULL, measures TEXT NOT NULL)"
+    "grade VARCHAR(64) NOT NULL, lists TEXT NOT NULL, measures TEXT NOT NULL, next_end DATE)"
 )
 Log = Callable[[str], object]
 FETCH_ROWS = 250_000  # standings per partition brought to the driver (bounds its memory)
@@ -148,7 +148,8 @@ def score_snapshot(
 ) -> tuple[Manifest, DataFrame, str]:
     """Register the snapshot's tables as temp views and return (manifest, standings, label).
 
-    The standings DataFrame has the columns subject_id, score, grade, lists, measures.
+    The standings DataFrame has the columns subject_id, score, grade, lists, measures and
+    next_end.
     """
     uri = snapshot_uri(snapshot)
     manifest = parse_manifest(_read_text(spark, f"{uri}/{MANIFEST}"))
@@ -161,7 +162,9 @@ def score_snapshot(
         # Exactly the files the manifest lists: a missing one fails, a stray one is not read.
         files = [f"{uri}/{entry['path']}" for entry in manifest.data["tables"][name]["files"]]
         spark.read.schema(_spark_schema(schema)).parquet(*files).createOrReplaceTempView(name)
-    standings = spark.sql(RescoreSql(policy).select(dialect="spark"), args={"t": as_of})
+    standings = spark.sql(
+        RescoreSql(policy).select(dialect="spark", next_end=True), args={"t": as_of}
+    )
     return manifest, standings, policy.label
 
 
@@ -175,7 +178,8 @@ def _spark_schema(schema: Any) -> Any:
 
 
 def _load_fresh(conn: Connection, rows: Iterable[Any], chunk: int = 50_000) -> int:
-    """Fill the temp table `credo_fresh` with (subject_id, score, grade, lists, measures)."""
+    """Fill the temp table `credo_fresh` with (subject_id, score, grade, lists, measures,
+    next_end)."""
     conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
     conn.execute(text(_FRESH))
     loaded = 0
@@ -187,10 +191,11 @@ def _load_fresh(conn: Connection, rows: Iterable[Any], chunk: int = 50_000) -> i
                 copy.write_row(tuple(row))
                 loaded += 1
         return loaded
-    insert = text("INSERT INTO credo_fresh VALUES (:s, :score, :g, :l, :m)")
+    insert = text("INSERT INTO credo_fresh VALUES (:s, :score, :g, :l, :m, :e)")
     batch: list[dict[str, Any]] = []
-    for s, score, g, lists, measures in rows:
-        batch.append({"s": s, "score": score, "g": g, "l": lists, "m": measures})
+    for s, score, g, lists, measures, end in rows:
+        day = None if end is None else end.isoformat()  # SQLite keeps dates as ISO text
+        batch.append({"s": s, "score": score, "g": g, "l": lists, "m": measures, "e": day})
         if len(batch) >= chunk:
             conn.execute(insert, batch)
             loaded, batch = loaded + len(batch), []

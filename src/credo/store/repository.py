@@ -454,7 +454,8 @@ def subject_records(conn: Connection, subject_id: str) -> list[Any]:
 
 
 def save_standing(conn: Connection, standing: Standing, policy_version_id: int) -> None:
-    """Store one subject's current standing (insert or replace)."""
+    """Store one subject's current standing (insert or replace), with the first day a record
+    it counts stops counting (where the sweep looks for standings that ends changed)."""
     values = {
         "as_of": standing.as_of,
         "policy_version_id": policy_version_id,
@@ -462,6 +463,7 @@ def save_standing(conn: Connection, standing: Standing, policy_version_id: int) 
         "grade": standing.grade,
         "lists": ",".join(standing.lists),
         "measures": ",".join(standing.measures),
+        "next_end": min((line.effective_until for line in standing.explanation), default=None),
     }
     done = conn.execute(
         update(standings).where(standings.c.subject_id == standing.subject_id).values(**values)

@@ -170,6 +170,7 @@ class RescoreSql:
         due: str = "c.due_on",
         bits: Bits | None = None,
         carry: Sequence[str] = (),
+        next_end: bool = False,
     ) -> str:
         """SELECT subject_id, score, grade, lists, measures for every subject, or for the
         subjects the `subjects` subquery returns.
@@ -177,7 +178,9 @@ class RescoreSql:
         `ends` and `due` are the SQL for a record's end and an objection's due day: the stored
         columns, or expressions deriving them from another policy's durations (a preview).
         With `bits` (DuckDB), lists and measures are bit masks; the subjects' `carry` columns
-        follow them.
+        follow them. With `next_end`, a last column `next_end`: the first day after :t on
+        which a counted record stops counting (its end, or the day a newer version replaces
+        it), NULL when none counts.
         """
         p = self.policy
         head = p.policy
@@ -192,14 +195,25 @@ class RescoreSql:
                     f" AS total{scope.suffix}"
                 )
         flag_aggs, flag_cols = self._flags(dialect)
-        agg_cols = ",\n    ".join(sums + flag_aggs)
+        # With next_end: each effective record's end, the first per group, then per subject.
+        record_end = group_end = carry_end = ""
+        end_aggs: list[str] = []
+        end_cols: list[str] = []
+        if next_end:
+            record_end = (
+                f", CASE WHEN r.counts_until IS NOT NULL AND r.counts_until < {ends} "
+                f"THEN r.counts_until ELSE {ends} END AS ends_at"
+            )
+            group_end, carry_end = ", MIN(ends_at) AS first_end", ", first_end"
+            end_aggs, end_cols = ["MIN(first_end) AS next_end"], ["a.next_end"]
+        agg_cols = ",\n    ".join(sums + flag_aggs + end_aggs)
         score_cols = []
         for scope in self.scopes:
             raw = f"({head.base_score} + COALESCE(a.total{scope.suffix}, 0))"
             score_cols.append(
                 f"{_clamp(raw, head.score_min, head.score_max)} AS score{scope.suffix}"
             )
-        score_cols += flag_cols
+        score_cols += flag_cols + end_cols
         score_cols += [f"s.{column}" for column in carry]
         grade_cols = []
         # DuckDB needs only the subject's own grade (see _grade_in)
@@ -225,7 +239,8 @@ class RescoreSql:
             lists_sql, measures_sql = _names(lists, dialect), _names(measures, dialect)
         else:
             lists_sql, measures_sql = _mask(lists, bits.lists), _mask(measures, bits.measures)
-        carried = "".join(f", {column}" for column in carry)
+        tail = [*carry, "next_end"] if next_end else list(carry)
+        carried = "".join(f", {column}" for column in tail)
         subject_filter = f"WHERE s.id IN ({subjects})" if subjects else ""
         # A full rescore reads every record once, in table order: SQLite would otherwise
         # walk an index and fetch the rows one by one in random order.
@@ -235,14 +250,14 @@ class RescoreSql:
         fence = " MATERIALIZED" if dialect == "postgresql" else ""
         return f"""
 WITH eff AS (
-  SELECT subject_id, k, CAST(COUNT(*) AS INTEGER) AS n FROM (
-    SELECT r.subject_id, {self._code()} AS k
+  SELECT subject_id, k, CAST(COUNT(*) AS INTEGER) AS n{group_end} FROM (
+    SELECT r.subject_id, {self._code()} AS k{record_end}
     FROM records r{scan}
     WHERE {self.effective(ends=ends, due=due)}{where_pending}
   ) e
   GROUP BY subject_id, k
 ), pts AS (
-  SELECT subject_id, k, {self._points()} AS p FROM eff
+  SELECT subject_id, k, {self._points()} AS p{carry_end} FROM eff
 ), agg AS (
   SELECT subject_id,
     {agg_cols}
@@ -347,11 +362,12 @@ def _mask(held: list[tuple[str, str]], numbering: Sequence[str]) -> str:
 
 _UPSERT = (
     "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
-    "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
-    "FROM credo_fresh WHERE true "
+    "policy_version_id, next_end) SELECT subject_id, score, grade, lists, measures, :t, :pv, "
+    "next_end FROM credo_fresh WHERE true "
     "ON CONFLICT (subject_id) DO UPDATE SET score = excluded.score, "
     "grade = excluded.grade, lists = excluded.lists, measures = excluded.measures, "
-    "as_of = excluded.as_of, policy_version_id = excluded.policy_version_id"
+    "as_of = excluded.as_of, policy_version_id = excluded.policy_version_id, "
+    "next_end = excluded.next_end"
 )
 # A notice for every subject whose lists or measures changed (memberships left them in
 # credo_moved as ",a,b,"); before/after hold "lists|measures" and the text is rendered when
@@ -438,7 +454,8 @@ def _rescore(
         # 2M-record register).
         conn.execute(text("SET LOCAL jit = off"))
     if not computed:
-        sql = _inline(RescoreSql(policy).select(scope, dialect=conn.dialect.name), values)
+        scoring = RescoreSql(policy).select(scope, dialect=conn.dialect.name, next_end=True)
+        sql = _inline(scoring, values)
         conn.execute(text("DROP TABLE IF EXISTS credo_fresh"))
         conn.execute(text(f"CREATE TEMP TABLE credo_fresh AS {sql}"))
     # Planned without statistics, the membership steps walked list_periods once per changed
@@ -456,8 +473,8 @@ def _rescore(
         result = conn.execute(
             text(
                 "INSERT INTO standings (subject_id, score, grade, lists, measures, as_of, "
-                "policy_version_id) SELECT subject_id, score, grade, lists, measures, :t, :pv "
-                "FROM credo_fresh"
+                "policy_version_id, next_end) SELECT subject_id, score, grade, lists, "
+                "measures, :t, :pv, next_end FROM credo_fresh"
             ),
             values,
         )
@@ -503,11 +520,12 @@ def rescore_all(
 
 
 # Subjects whose standing may differ between the day standings were stored (:since) and
-# :t: new records since the watermark, records that ended, objections that fell due and
-# repairs that took effect. Each branch is served by an index.
+# :t: new records since the watermark, counted records that stopped counting (the stored
+# standing's `next_end`, always after :since), superseded versions, objections that fell
+# due. Each branch is served by an index.
 CATCH_UP = (
     "SELECT subject_id FROM records WHERE id > :through "
-    "UNION SELECT subject_id FROM records WHERE ends_on > :since AND ends_on <= :t "
+    "UNION SELECT subject_id FROM standings WHERE next_end > :since AND next_end <= :t "
     "UNION SELECT subject_id FROM records WHERE counts_until > :since AND counts_until <= :t "
     "UNION SELECT subject_id FROM cases WHERE kind = 'objection' AND due_on > :since "
     "AND due_on <= :t"

@@ -123,7 +123,6 @@ records = Table(
     Column("repaired_on", Date),
     UniqueConstraint("authority_id", "reference", "version"),
     Index("ix_records_subject_id", "subject_id"),
-    Index("ix_records_ends_on", "ends_on"),
     Index(
         "ix_records_counts_until",
         "counts_until",
@@ -144,6 +143,11 @@ standings = Table(
     Column("grade", String(64), nullable=False),
     Column("lists", Text, nullable=False, server_default=""),
     Column("measures", Text, nullable=False, server_default=""),
+    # The first day after `as_of` on which a record this standing counts stops counting
+    # (NULL: none does), where the sweep finds the standings that records ending changed:
+    # an index on every record's end would take each filed record at a random place (0014).
+    Column("next_end", Date),
+    Index("ix_standings_next_end", "next_end"),
 )
 
 # One row: the highest record id whose subject's standing is stored (see rescore.py).
