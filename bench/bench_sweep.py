@@ -7,7 +7,7 @@ record that ends within the step, and times `credo sweep` for each step beside o
 rescore of the whole register.
 
     .venv/bin/python bench/bench_sweep.py --subjects 100000 --records 1000000
-    .venv/bin/python bench/bench_sweep.py --engine postgres --pg-url postgresql://...
+    .venv/bin/python bench/bench_sweep.py --engine postgres  # in a database of its own
 
 This is a benchmark, not a test: it checks the swept standings against the pure scorer
 on a sample, never how fast anything is.
@@ -26,7 +26,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_register import OUT, POLICY, TODAY, generate, log
@@ -76,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/credo_sweep",
+        help="database to create and drop (it must not hold anything you need)",
+    )
     parser.add_argument(
         "--from-sqlite",
         type=Path,
@@ -91,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     clock = FixedDateClock(TODAY)
     with tempfile.TemporaryDirectory(prefix="credo-sweep-", dir=OUT.parent / "data") as home:
         url = None if args.engine == "sqlite" else args.pg_url
+        if url:
+            fresh_database(url)
         if args.from_sqlite:
             log(f"copying {args.from_sqlite}")
             for suffix in ("", "-wal"):
@@ -99,32 +108,27 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copyfile(source, Path(home) / f"credo.sqlite3{suffix}")
         register = build_register(Settings(home=Path(home), database_url=url), clock=clock)
         if not args.from_sqlite:
-            import_register(register, policy, shape, policy_text, url)
+            import_register(register, policy, shape, policy_text)
         _rest(args, register, clock)
+    if url:
+        fresh_database(url, create=False)
     return 0
 
 
-def import_register(
-    register: Any, policy: Any, shape: Shape, policy_text: str, url: str | None
-) -> None:
+def fresh_database(url: str, *, create: bool = True) -> None:
+    """Drop the database `url` names (and create it again, empty, unless told not to)."""
+    target = make_url(url)
+    admin = target.set(database="postgres").set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        name = sql.Identifier(target.database or "")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
+def import_register(register: Any, policy: Any, shape: Shape, policy_text: str) -> None:
     """A fresh register with the bench policy and the synthetic data."""
     subjects_csv, records_csv = generate(policy, shape, policy_text)
-    if url:
-        with register.write() as conn:
-            for table in (
-                "notices",
-                "cases",
-                "inquiries",
-                "standings",
-                "records",
-                "subjects",
-                "batches",
-                "audit_entries",
-                "api_keys",
-                "policy_versions",
-                "register_state",
-            ):
-                conn.execute(text(f"DELETE FROM {table}"))
     activate_policy(register, policy_text, actor="bench", comment="bench")
     log("importing subjects and records")
     with subjects_csv.open("rb") as stream:
