@@ -103,7 +103,7 @@ def keep_snapshot(
 
 # A load keeps the snapshot in this much memory, on one thread: the import's own work and
 # its memory bound come first.
-KEEPER_SETTINGS = {"memory_limit": "64MB", "threads": 1}
+KEEPER_SETTINGS = {"memory_limit": "32MB", "threads": 1}
 # The last catch-up, with the active policy's scoring, runs when the load has ended: both
 # cores, and the memory the scoring of 10M records needs (with 48 MB it ran out).
 FINISH_SETTINGS = {"memory_limit": "96MB", "threads": 2}
