@@ -168,9 +168,8 @@ def both_ways(register: Register, day: date) -> tuple[dict[str, Row], dict[str, 
         pure = {}
         for sid in sql:
             s = subject_standing(conn, policy, sid, day)
-            first_end = min((line.effective_until for line in s.explanation), default=None)
             pure[sid] = (s.score, s.grade, ",".join(s.lists), ",".join(s.measures))
-            pure[sid] += (_iso(first_end),)
+            pure[sid] += (_iso(s.next_end),)
     return sql, pure
 
 

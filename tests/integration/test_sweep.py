@@ -61,9 +61,8 @@ def disagreements(register: Register, day: date) -> list[tuple[str, Any, Any]]:
         _, policy = register.active_policy(conn)
         for sid, row in sorted(rows.items()):
             pure = subject_standing(conn, policy, sid, day)
-            first_end = min((line.effective_until for line in pure.explanation), default=None)
             want = (pure.score, pure.grade, ",".join(pure.lists), ",".join(pure.measures))
-            want += (first_end,)
+            want += (pure.next_end,)
             got = (row.score, row.grade, row.lists, row.measures, row.next_end)
             if got != want:
                 found.append((sid, got, want))

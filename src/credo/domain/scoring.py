@@ -48,6 +48,12 @@ class Standing:
     measures: tuple[str, ...]
     explanation: tuple[ExplanationLine, ...]
 
+    @property
+    def next_end(self) -> date | None:
+        """The first day after `as_of` on which a record it counts stops counting (the day
+        it can next change by itself), or None when no record counts."""
+        return min((line.effective_until for line in self.explanation), default=None)
+
     def to_json(self) -> dict[str, Any]:
         """The standing object of DESIGN 4.3, keys in contract order."""
         return {

@@ -463,7 +463,7 @@ def save_standing(conn: Connection, standing: Standing, policy_version_id: int) 
         "grade": standing.grade,
         "lists": ",".join(standing.lists),
         "measures": ",".join(standing.measures),
-        "next_end": min((line.effective_until for line in standing.explanation), default=None),
+        "next_end": standing.next_end,
     }
     done = conn.execute(
         update(standings).where(standings.c.subject_id == standing.subject_id).values(**values)

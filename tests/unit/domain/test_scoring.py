@@ -264,6 +264,15 @@ def test_worked_example_tax_arrears_expire_on_their_anniversary(standing, worked
     ]
 
 
+def test_a_standing_next_changes_by_itself_when_its_first_counted_record_ends(
+    standing, worked_example
+):
+    # the tax arrears ended on 1 February; the volunteering is the first of the rest to end
+    assert standing(worked_example, "2026-03-15").next_end == d("2027-02-01")
+    assert standing(worked_example, "2027-02-01").next_end == d("2028-01-10")
+    assert standing(worked_example, "2028-03-01").next_end is None  # nothing counts
+
+
 def test_nothing_on_file_gives_the_base_score(standing):
     result = standing([], "2026-03-15")
     assert (result.score, result.grade, result.lists, result.measures, result.explanation) == (
