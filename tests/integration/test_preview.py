@@ -14,6 +14,7 @@ import json
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -784,12 +785,74 @@ def test_a_snapshot_read_in_parts_equals_one_read_whole(
     whole = snapshot_tables(built, tmp_path / "whole")
     monkeypatch.setattr(preview_source, "PART_ROWS", 1)
     monkeypatch.setattr(preview_source, "PARTS", 3)
+    monkeypatch.setattr(preview_source, "SUBJECT_ROWS", 7)  # subjects in groups of 7
     assert snapshot_tables(built, tmp_path / "parts") == whole
+    with preview_duckdb.opened(built.engine, tmp_path / "parts") as snap:
+        numbers = snap.run("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM subjects")
+        tables = snap.run("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fresh%'")
+    count = numbers[0][0]
+    assert count > 7 * 3
+    assert tuple(numbers[0]) == (count, count, 1, count)  # numbered 1..n across the groups
+    assert tables == []  # the parts were put in place
     preview_duckdb.forget(built.home, built.engine)
     report = preview_policy(built, CANDIDATE, engine=Engine.DUCKDB)
     assert report.snapshot == "full"
     expected = preview_policy(built, CANDIDATE, engine=Engine.DATABASE).to_json()
     assert _without_engine_note(report.to_json()) == expected
+
+
+def test_a_torn_fresh_read_is_read_again_without_keeping_subjects_twice(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the parts of a fresh read saw different heads with a scoring write between
+    them (told here by the check itself, once), the read is made again: the subjects the
+    first attempt handed over are not kept twice."""
+    monkeypatch.setattr(preview_source, "SUBJECT_ROWS", 5)
+    relevant_after = preview_source._relevant_after
+    checks: list[int] = []
+
+    def torn_once(cur: Any, since: int, until: int) -> bool:
+        checks.append(since)
+        return len(checks) == 1 or relevant_after(cur, since, until)
+
+    monkeypatch.setattr(preview_source, "_relevant_after", torn_once)
+    torn = snapshot_tables(built, tmp_path / "torn")
+    assert len(checks) == 4  # two attempts, each checked for tears and for later writes
+    monkeypatch.setattr(preview_source, "_relevant_after", relevant_after)
+    assert torn == snapshot_tables(built, tmp_path / "fresh")
+
+
+def test_a_fresh_read_cut_short_leaves_the_snapshot_as_it_was(
+    built: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh read that fails after some of its parts were stored changes nothing: the
+    snapshot keeps its tables and label, and no part is left behind."""
+    home = tmp_path / "cut"
+    before = snapshot_tables(built, home)
+    file(built, "CUT-1", "s-005", "court.minor", "2026-03-01")
+    monkeypatch.setattr(preview_source, "SUBJECT_ROWS", 4)
+    grouped = preview_source._grouped
+
+    def failing(reader: Any, rows: int) -> Iterator[Any]:
+        for n, part in enumerate(grouped(reader, rows)):
+            if n == 2:
+                raise OSError("the connection was lost")
+            yield part
+
+    monkeypatch.setattr(preview_source, "_grouped", failing)
+    with preview_duckdb.opened(built.engine, home) as snap, built.read() as conn:
+        with pytest.raises(OSError, match="connection was lost"):
+            snap._read_afresh(built.engine, preview_source.read_head(conn))
+        label = snap.run("SELECT head FROM credo_snapshot")
+        assert (
+            snap.run("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fresh%'") == []
+        )
+    with built.read() as conn:
+        assert label[0][0] < preview_source.read_head(conn).seq
+    monkeypatch.setattr(preview_source, "_grouped", grouped)
+    monkeypatch.setattr(preview_duckdb.Snapshot, "_catch_up", lambda *a: "")  # read afresh
+    assert snapshot_tables(built, home) != before
+    assert snapshot_tables(built, home) == snapshot_tables(built, tmp_path / "fresh")
 
 
 def test_keeping_the_snapshot_after_a_load_leaves_the_next_preview_current(

@@ -49,13 +49,15 @@ FILED_SLICE = 1_000_000
 # Subjects are numbered in the snapshot (`subjects.id`, with the register's id as `name`):
 # the scoring groups and joins on a 4-byte key instead of a string; only the comparison
 # table names subjects again (preview_sql.columnar_comparison).
-_SCHEMA = (
-    "CREATE TABLE records (id BIGINT, subject_id INTEGER, category VARCHAR, "
-    "decided_on DATE, ends_on DATE, revoked BOOLEAN, counts_from DATE, counts_until DATE, "
-    "repaired_on DATE)",
-    "CREATE TABLE cases (id BIGINT, subject_id INTEGER, kind VARCHAR, record_id BIGINT, "
+# The tables that hold the register's rows, read afresh into `fresh_<name>` first.
+_DATA = {
+    "records": "(id BIGINT, subject_id INTEGER, category VARCHAR, decided_on DATE, "
+    "ends_on DATE, revoked BOOLEAN, counts_from DATE, counts_until DATE, repaired_on DATE)",
+    "cases": "(id BIGINT, subject_id INTEGER, kind VARCHAR, record_id BIGINT, "
     "category VARCHAR, filed_on DATE, decided_on DATE, due_on DATE)",
-    "CREATE TABLE subjects (id INTEGER, organisation VARCHAR, name VARCHAR)",
+    "subjects": "(id INTEGER, organisation VARCHAR, name VARCHAR)",
+}
+_BOOKKEEPING = (
     "CREATE TABLE credo_snapshot (format INTEGER, head BIGINT, head_hash VARCHAR, "
     "revision VARCHAR, policy_version BIGINT)",
     # The subjects whose rows an incremental refresh changed, by the head it moved to: the
@@ -70,14 +72,17 @@ _TABLES = ("records", "cases", "subjects", "credo_snapshot", "credo_touched", "c
 _TYPED = {
     "records": "SELECT CAST(t.id AS BIGINT), k.id, t.category, {d:decided_on}, {d:ends_on}, "
     "CAST(t.revoked AS BOOLEAN), {d:counts_from}, {d:counts_until}, {d:repaired_on} "
-    "FROM {src} t JOIN subjects k ON k.name = t.subject_id",
+    "FROM {src} t JOIN {subjects} k ON k.name = t.subject_id",
     "cases": "SELECT CAST(t.id AS BIGINT), k.id, t.kind, {n:record_id}, {s:category}, "
     "{d:filed_on}, {d:decided_on}, {d:due_on} "
-    "FROM {src} t JOIN subjects k ON k.name = t.subject_id",
+    "FROM {src} t JOIN {subjects} k ON k.name = t.subject_id",
     # new subjects are numbered after the highest number in use
-    "subjects": "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM subjects) + row_number() "
+    "subjects": "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM {subjects}) + row_number() "
     "OVER () AS INTEGER), {s:organisation}, t.id FROM {src} t "
-    "WHERE t.id NOT IN (SELECT name FROM subjects)",
+    "WHERE t.id NOT IN (SELECT name FROM {subjects})",
+    # a fresh read's subjects, into a table that holds only the ones read before them
+    "fresh_subjects": "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM {subjects}) "
+    "+ row_number() OVER () AS INTEGER), {s:organisation}, t.id FROM {src} t",
 }
 
 
@@ -90,8 +95,9 @@ def available() -> bool:
     )
 
 
-def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
-    """The INSERT's SELECT for `table` from `source`; `empty_is_null` for ADBC's SQLite rows."""
+def _typed(table: str, source: str, *, empty_is_null: bool, subjects: str = "subjects") -> str:
+    """The INSERT's SELECT for `table` from `source`, numbering subjects by the table
+    `subjects`; `empty_is_null` for ADBC's SQLite rows."""
 
     def column(kind: str, name: str) -> str:
         name = f"t.{name}"
@@ -104,7 +110,7 @@ def _typed(table: str, source: str, *, empty_is_null: bool) -> str:
             return f"CAST(NULLIF({name}, 0) AS BIGINT)"
         return f"NULLIF({name}, '')"
 
-    sql = _TYPED[table].replace("{src}", source)
+    sql = _TYPED[table].replace("{src}", source).replace("{subjects}", subjects)
     for kind in "dns":
         while "{" + kind + ":" in sql:
             start = sql.index("{" + kind + ":")
@@ -334,19 +340,38 @@ class Snapshot:
 
     def _read_afresh(self, engine: Engine, now: preview_source.Head) -> None:
         """Read the three tables through ADBC in one transaction; label them `now` when
-        nothing that changes scoring was written after it, else with the later head."""
-        tables, seen, later = preview_source.read_tables(engine, now.seq)
+        nothing that changes scoring was written after it, else with the later head.
+
+        They are read into `fresh_<table>`, a part at a time, each part committed on its own
+        (DuckDB keeps a transaction's new rows in memory, whatever its memory limit: 40 MB
+        a million subjects); one transaction then puts them in place and labels them. A
+        read cut short leaves the snapshot as it was, and the next one drops its parts.
+        """
         duck = self.duck
-        duck.execute("BEGIN TRANSACTION")
+        sqlite = engine.dialect.name == "sqlite"
+        fresh = {name: f"fresh_{name}" for name in _DATA}
+        numbered = _typed(
+            "fresh_subjects", "raw_subjects", empty_is_null=sqlite, subjects=fresh["subjects"]
+        )
+
+        def load_subjects(parts: Iterator[Any]) -> None:  # numbered first, as they come
+            duck.execute(f"DELETE FROM {fresh['subjects']}")  # an earlier attempt's
+            for part in parts:
+                duck.register("raw_subjects", part)
+                try:
+                    duck.execute(f"INSERT INTO {fresh['subjects']} {numbered}")
+                finally:
+                    duck.unregister("raw_subjects")
+
+        tables: dict[str, Any] = {}
         try:
-            for name in (*_TABLES, "credo_scored"):
-                duck.execute(f"DROP TABLE IF EXISTS main.{name}")
-            for ddl in _SCHEMA:
-                duck.execute(ddl)
-            sqlite = engine.dialect.name == "sqlite"
+            for name, columns in _DATA.items():
+                duck.execute(f"DROP TABLE IF EXISTS main.{fresh[name]}")
+                duck.execute(f"CREATE TABLE {fresh[name]} {columns}")
+            tables, seen, later = preview_source.read_tables(engine, now.seq, load_subjects)
             for name, table in tables.items():
                 duck.register(f"raw_{name}", table)
-            for name in ("subjects", "records", "cases"):  # subjects numbered first
+            for name in ("records", "cases"):
                 source = f"raw_{name}"
                 if name == "records" and sqlite:
                     # an empty result comes typed as integers: text either way
@@ -356,16 +381,27 @@ class Snapshot:
                     source = (
                         f"(SELECT r.*, {sparse} FROM raw_records r LEFT JOIN raw_sparse USING (id))"
                     )
-                duck.execute(f"INSERT INTO {name} {_typed(name, source, empty_is_null=sqlite)}")
+                typed = _typed(name, source, empty_is_null=sqlite, subjects=fresh["subjects"])
+                duck.execute(f"INSERT INTO {fresh[name]} {typed}")
             for name in tables:
                 duck.unregister(f"raw_{name}")
-            _label(duck, now if not later else seen)
-            duck.execute("COMMIT")
-        except BaseException:
-            duck.execute("ROLLBACK")
-            raise
+            duck.execute("BEGIN TRANSACTION")
+            try:
+                for name in (*_TABLES, "credo_scored"):
+                    duck.execute(f"DROP TABLE IF EXISTS main.{name}")
+                for name in _DATA:
+                    duck.execute(f"ALTER TABLE {fresh[name]} RENAME TO {name}")
+                for ddl in _BOOKKEEPING:
+                    duck.execute(ddl)
+                _label(duck, now if not later else seen)
+                duck.execute("COMMIT")
+            except BaseException:
+                duck.execute("ROLLBACK")
+                raise
         finally:
             tables.clear()
+            for name in _DATA:
+                duck.execute(f"DROP TABLE IF EXISTS main.{fresh[name]}")
         if self.path is not None:
             duck.execute("CHECKPOINT")
         if later:

@@ -272,9 +272,15 @@ def merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
-    """The three tables as Arrow, the head they were read at, and whether anything that
-    changes scoring was written after `at` (the caller's head) before they were read.
+def read_tables(
+    engine: Engine, at: int, subjects: Callable[[Iterator[Any]], None]
+) -> tuple[dict[str, Any], Head, bool]:
+    """The records and objections as Arrow, the head they were read at, and whether
+    anything that changes scoring was written after `at` (the caller's head) before they
+    were read. The subjects are handed to `subjects` as they come, in the same read
+    transaction, as Arrow tables of `SUBJECT_ROWS` rows: a million subjects are 70 MB as
+    one table. A read overtaken by a write is made again, and `subjects` called again: it
+    must replace what the earlier attempt handed it.
 
     The records come in `PARTS` id ranges, each on its own connection and thread (the
     driver reads without the GIL): each part is the register at some head between the
@@ -302,6 +308,11 @@ def read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
                     if name == "records":
                         cur.execute(sql + where[0])
                         parts.append(cur.fetch_arrow_table())
+                    elif name == "subjects":
+                        if not sqlite:  # batches of 90,000 subjects, not 350,000
+                            cur.adbc_statement.set_options(**{BATCH_HINT: str(4 << 20)})
+                        cur.execute(sql)
+                        subjects(_grouped(cur.fetch_record_batch(), SUBJECT_ROWS))
                     else:
                         cur.execute(sql)
                         tables[name] = cur.fetch_arrow_table()
@@ -325,6 +336,8 @@ def read_tables(engine: Engine, at: int) -> tuple[dict[str, Any], Head, bool]:
     raise RuntimeError("the register kept changing while its snapshot was read; try again")
 
 
+SUBJECT_ROWS = 100_000  # subjects handed on at a time by a fresh read
+BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"  # the driver's batches (16 MB by default)
 PARTS = 2  # connections reading the records at once (the machine this was tuned on: 2 cores)
 PART_ROWS = 200_000  # fewer records are read on one connection
 
@@ -351,6 +364,26 @@ def _read_part(engine: Engine, sql: str) -> tuple[Any, Head]:
         head = _adbc_head(cur)
         adbc.rollback()
     return table, head
+
+
+def _grouped(reader: Any, rows: int) -> Iterator[Any]:
+    """The reader's rows as tables of `rows` rows (the last may be short), without copying
+    them. The stream is read to its end (it must be drained before the cursor's next
+    statement)."""
+    import pyarrow as pa
+
+    held: list[Any] = []
+    count = 0
+    for batch in reader:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held, schema=reader.schema)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held, schema=reader.schema)
 
 
 def _concat(parts: list[Any]) -> Any:
