@@ -166,3 +166,55 @@ def test_cases_on_a_partitioned_register(partitioned_register: Register) -> None
             == 1000
         )
     _verified(register)
+
+
+def _standings_indexes(register: Register) -> list[Any]:
+    """Every index of standings and of its partitions, as PostgreSQL defines it, and the
+    index behind each key."""
+    with register.read() as conn:
+        return conn.execute(
+            text(
+                "SELECT i.tablename, i.indexname, i.indexdef, c.conname FROM pg_indexes i "
+                "LEFT JOIN pg_constraint c ON c.conindid = "
+                "CAST(quote_ident(i.indexname) AS regclass) "
+                "WHERE i.schemaname = current_schema() AND i.tablename LIKE 'standings%' "
+                "ORDER BY i.tablename, i.indexname"
+            )
+        ).all()
+
+
+def _full_rescore_keeps_the_standings_indexes(register: Register) -> None:
+    _load(register)
+    before = _standings_indexes(register)
+    assert {row.indexname for row in before} >= {"pk_standings", "ix_standings_next_end"}
+    stored = _state(register)["standings"]
+    with register.write() as conn:
+        version_id, policy = register.active_policy(conn)
+        rescore_all(conn, policy, version_id, TODAY, register.clock.now())
+    assert _standings_indexes(register) == before  # dropped for the load, built again
+    assert _state(register)["standings"] == stored
+    with register.write() as conn, pytest.raises(IntegrityError, match=r"pk_standings|_pkey"):
+        conn.execute(text("INSERT INTO standings SELECT * FROM standings LIMIT 1"))
+    with register.read() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a few rows: would be read whole
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                text("EXPLAIN SELECT subject_id FROM standings WHERE next_end = DATE '2027-01-01'")
+            )
+        )
+    assert "ix_standings_next_end" in plan or "next_end_idx" in plan, plan
+
+
+@pytest.mark.postgres
+def test_a_full_rescore_builds_the_standings_indexes_again_as_they_were(
+    pg_register: Register,
+) -> None:
+    _full_rescore_keeps_the_standings_indexes(pg_register)
+
+
+@pytest.mark.postgres
+def test_a_full_rescore_of_a_partitioned_register_builds_every_partition_index_again(
+    partitioned_register: Register,
+) -> None:
+    _full_rescore_keeps_the_standings_indexes(partitioned_register)
