@@ -905,6 +905,47 @@ def test_more_new_records_than_the_snapshot_holds_stream_in_incrementally(
     assert_refreshed(reg, tmp_path, "current")
 
 
+def test_the_kept_scoring_is_made_again_whole_after_a_catch_up_that_touches_most_subjects(
+    built: Register,
+) -> None:
+    """A few filed records mark their subjects to be scored again; filed records as many as
+    a quarter of the subjects drop the kept scoring instead (marking every subject of a
+    10M-record catch-up ran DuckDB out of memory). Either way the preview stays exact."""
+    reg = built
+    assert keep_snapshot(reg, score_on=TODAY) == "full"
+
+    def kept() -> tuple[int, int]:
+        with preview_duckdb.opened(reg.engine, reg.home) as snap:
+            keys = snap.run("SELECT COUNT(*) FROM credo_scored_key")[0][0]
+            return keys, snap.run("SELECT COUNT(*) FROM credo_touched")[0][0]
+
+    def exact() -> None:
+        columnar = preview_policy(reg, CANDIDATE, engine=Engine.DUCKDB)
+        expected = preview_policy(reg, CANDIDATE, engine=Engine.DATABASE).to_json()
+        assert _without_engine_note(columnar.to_json()) == expected
+
+    with reg.read() as conn:
+        subjects = conn.execute(text("SELECT COUNT(*) FROM subjects")).scalar_one()
+    assert (
+        file_rows(
+            reg, "personnel", [record("FEW-1", "s-011", "civic.volunteering", "2026-02-01")]
+        ).stored
+        == 1
+    )
+    assert keep_snapshot(reg) == "incremental"
+    assert kept() == (1, 1)  # the kept scoring, and the one subject to score again
+    exact()
+    many = [
+        record(f"MOST-{n}", f"s-{1 + n % 50:03d}", "civic.volunteering", "2026-02-01")
+        for n in range(subjects // 4 + 1)
+    ]
+    assert file_rows(reg, "personnel", many).stored == len(many)
+    assert keep_snapshot(reg) == "incremental"
+    assert kept() == (0, 0)  # scored again whole by the next preview
+    exact()
+    assert kept() == (1, 0)
+
+
 def test_filed_records_are_read_only_at_the_head_they_are_asked_for(built: Register) -> None:
     """A stream of filed records from a register already past the asked head is refused
     (Moved): the caller's transaction and the stream must see the same writes."""

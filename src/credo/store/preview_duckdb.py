@@ -288,7 +288,15 @@ class Snapshot:
                 names=sorted(names),
             )
             if ranges:
-                _touch(duck, now.seq, f"SELECT subject_id FROM records WHERE {_in(ranges)}")
+                filed = sum(last - first + 1 for first, last in ranges)
+                if filed * 4 >= duck.execute("SELECT COUNT(*) FROM subjects").fetchone()[0]:
+                    # most subjects may be touched: the kept scoring is made again whole (a
+                    # DISTINCT of 10M records' subjects ran out of 32 MB)
+                    duck.execute("DELETE FROM credo_scored_key")
+                    duck.execute("DELETE FROM credo_touched")
+                else:
+                    where = _in(ranges)
+                    _touch(duck, now.seq, f"SELECT subject_id FROM records WHERE {where}")
             _label(duck, now)
             duck.execute("COMMIT")
         except BaseException:
