@@ -200,6 +200,13 @@ class SnapshotKeeper:
         return outcome
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as the one line the keeper answers with (DuckDB's messages go on for
+    lines of advice; the importing process reads one line, then closes the pipe)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 CATCH_UP = "now"  # the line that asks the keeper for a catch-up before its next one
 
 
@@ -238,7 +245,7 @@ def _keep_following(home: str, interval: float, small: int) -> None:
             how = keep_snapshot(register, afresh_up_to=small, **options)
             kept += 1
         except Exception as exc:  # a cache: the write goes on without it
-            error = f"{type(exc).__name__}: {exc}"
+            error = one_line(exc)
 
     pause: float | None = 0.0
     try:
