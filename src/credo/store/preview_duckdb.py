@@ -351,9 +351,9 @@ class Snapshot:
         nothing that changes scoring was written after it, else with the later head.
 
         They are read into `fresh_<table>`, a part at a time, each part committed on its own
-        (DuckDB keeps a transaction's new rows in memory, whatever its memory limit: 40 MB
-        a million subjects); one transaction then puts them in place and labels them. A
-        read cut short leaves the snapshot as it was, and the next one drops its parts.
+        (DuckDB keeps a transaction's new rows in memory, whatever its memory limit: 65 to
+        80 MB for a million subjects); one transaction then puts them in place and labels
+        them. A read cut short leaves the snapshot as it was, and drops its parts.
         """
         duck = self.duck
         sqlite = engine.dialect.name == "sqlite"
