@@ -777,9 +777,21 @@ def bench_engine(
     v["import_peak_tree_rss_mb"] = child.peak_tree_mb
     checks["import_process_peaks_mb"] = child.process_peaks_mb
     v["import_rescored_subjects"] = counts["rescored"]
+    snapshot = next(
+        (
+            line.split(": ", 1)[1]
+            for line in child.stdout.splitlines()
+            if line.startswith("policy preview snapshot: ")
+        ),
+        "",
+    )
+    checks["import_snapshot"] = snapshot
+    if snapshot.startswith("not kept"):  # a cache, but the import should keep it
+        fig.problems.append(f"credo import: policy preview snapshot {snapshot}")
     log(
         f"{engine.name}: credo import {child.seconds:.1f} s, peak RSS {child.peak_rss_mb:.0f} MB "
-        f"(by process: {child.process_peaks_mb}; all together {child.peak_tree_mb:.0f} MB)"
+        f"(by process: {child.process_peaks_mb}; all together {child.peak_tree_mb:.0f} MB); "
+        f"preview snapshot {snapshot or '(not kept: a small file)'}"
     )
     v["database_mb"] = round(engine.size_mb(), 1)  # credo's database alone
 
