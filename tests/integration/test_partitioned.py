@@ -9,6 +9,7 @@ test_rescore_agrees_with_scorer.py.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -174,7 +175,8 @@ def _standings_indexes(register: Register) -> list[Any]:
     with register.read() as conn:
         return conn.execute(
             text(
-                "SELECT i.tablename, i.indexname, i.indexdef, c.conname FROM pg_indexes i "
+                "SELECT i.tablename, i.indexname, i.indexdef, c.conname, "
+                "CAST(CAST(quote_ident(i.indexname) AS regclass) AS oid) AS oid FROM pg_indexes i "
                 "LEFT JOIN pg_constraint c ON c.conindid = "
                 "CAST(quote_ident(i.indexname) AS regclass) "
                 "WHERE i.schemaname = current_schema() AND i.tablename LIKE 'standings%' "
@@ -191,7 +193,9 @@ def _full_rescore_keeps_the_standings_indexes(register: Register) -> None:
     with register.write() as conn:
         version_id, policy = register.active_policy(conn)
         rescore_all(conn, policy, version_id, TODAY, register.clock.now())
-    assert _standings_indexes(register) == before  # dropped for the load, built again
+    after = _standings_indexes(register)
+    assert [row[:4] for row in after] == [row[:4] for row in before]  # each as it was
+    assert not {row.oid for row in after} & {row.oid for row in before}  # built again
     assert _state(register)["standings"] == stored
     with register.write() as conn, pytest.raises(IntegrityError, match=r"pk_standings|_pkey"):
         conn.execute(text("INSERT INTO standings SELECT * FROM standings LIMIT 1"))
@@ -218,3 +222,31 @@ def test_a_full_rescore_of_a_partitioned_register_builds_every_partition_index_a
     partitioned_register: Register,
 ) -> None:
     _full_rescore_keeps_the_standings_indexes(partitioned_register)
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_not_alter_standings_rescores_with_the_indexes_in_place(
+    pg_register: Register,
+) -> None:
+    """Keys and indexes are dropped only by a role that owns the table: a role with the
+    rights to fill it rescores with them in place."""
+    register = pg_register
+    _load(register)
+    before = _standings_indexes(register)
+    role = f"credo_filler_{uuid.uuid4().hex[:8]}"
+    with register.write() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"))
+    try:
+        with register.write() as conn:
+            conn.execute(text(f"SET LOCAL ROLE {role}"))
+            version_id, policy = register.active_policy(conn)
+            assert rescore_all(conn, policy, version_id, TODAY, register.clock.now()) > 0
+        assert _standings_indexes(register) == before  # the same indexes, never dropped
+    finally:
+        with register.write() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
