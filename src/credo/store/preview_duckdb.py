@@ -372,6 +372,7 @@ class Snapshot:
                     duck.unregister("raw_subjects")
 
         tables: dict[str, Any] = {}
+        registered: list[str] = []
         try:
             for name, columns in _DATA.items():
                 duck.execute(f"DROP TABLE IF EXISTS main.{fresh[name]}")
@@ -379,6 +380,7 @@ class Snapshot:
             tables, seen, later = preview_source.read_tables(engine, now.seq, load_subjects)
             for name, table in tables.items():
                 duck.register(f"raw_{name}", table)
+            registered = list(tables)
             for name in ("records", "cases"):
                 source = f"raw_{name}"
                 if name == "records" and sqlite:
@@ -391,8 +393,6 @@ class Snapshot:
                     )
                 typed = _typed(name, source, empty_is_null=sqlite, subjects=fresh["subjects"])
                 duck.execute(f"INSERT INTO {fresh[name]} {typed}")
-            for name in tables:
-                duck.unregister(f"raw_{name}")
             duck.execute("BEGIN TRANSACTION")
             try:
                 for name in (*_TABLES, "credo_scored"):
@@ -407,6 +407,8 @@ class Snapshot:
                 duck.execute("ROLLBACK")
                 raise
         finally:
+            for name in registered:  # else DuckDB keeps the Arrow tables alive
+                duck.unregister(f"raw_{name}")
             tables.clear()
             for name in _DATA:
                 duck.execute(f"DROP TABLE IF EXISTS main.{fresh[name]}")
