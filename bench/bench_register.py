@@ -242,9 +242,11 @@ def run_child(args: list[str], env: dict[str, str]) -> Child:
         )
         with TreeSampler(proc.pid) as sampler:
             proc.wait()
-        usage = json.loads(usage_file.read_text())
         out.seek(0)
         err.seek(0)
+        if not usage_file.exists():  # the launcher could not start the command
+            raise SystemExit(f"{args[0]} did not start: {err.read().decode(errors='replace')}")
+        usage = json.loads(usage_file.read_text())
         return Child(
             code=os.waitstatus_to_exitcode(usage["status"]),
             stdout=out.read().decode("utf-8", "replace"),
@@ -791,7 +793,7 @@ def bench_engine(
     log(
         f"{engine.name}: credo import {child.seconds:.1f} s, peak RSS {child.peak_rss_mb:.0f} MB "
         f"(by process: {child.process_peaks_mb}; all together {child.peak_tree_mb:.0f} MB); "
-        f"preview snapshot {snapshot or '(not kept: a small file)'}"
+        f"preview snapshot {snapshot or '(none: the keeper did not run)'}"
     )
     v["database_mb"] = round(engine.size_mb(), 1)  # credo's database alone
 
