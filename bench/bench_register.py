@@ -199,7 +199,7 @@ class TreeSampler:
         return found
 
 
-def _resident(pid: int, root: bool) -> tuple[float, str]:
+def _resident(pid: int, credo: bool) -> tuple[float, str]:
     """A process's resident MB and its role (0 when it is gone)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -207,7 +207,7 @@ def _resident(pid: int, root: bool) -> tuple[float, str]:
     except OSError:
         return 0.0, "gone"
     kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
-    role = "credo" if root else next((r for key, r in ROLES if key in cmdline), "other")
+    role = "credo" if credo else next((r for key, r in ROLES if key in cmdline), "other")
     return int(kb) / 1024, role
 
 

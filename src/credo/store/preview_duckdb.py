@@ -372,7 +372,6 @@ class Snapshot:
                     duck.unregister("raw_subjects")
 
         tables: dict[str, Any] = {}
-        registered: list[str] = []
         try:
             for name, columns in _DATA.items():
                 duck.execute(f"DROP TABLE IF EXISTS main.{fresh[name]}")
@@ -380,7 +379,6 @@ class Snapshot:
             tables, seen, later = preview_source.read_tables(engine, now.seq, load_subjects)
             for name, table in tables.items():
                 duck.register(f"raw_{name}", table)
-            registered = list(tables)
             for name in ("records", "cases"):
                 source = f"raw_{name}"
                 if name == "records" and sqlite:
@@ -407,7 +405,7 @@ class Snapshot:
                 duck.execute("ROLLBACK")
                 raise
         finally:
-            for name in registered:  # else DuckDB keeps the Arrow tables alive
+            for name in tables:  # else DuckDB keeps the Arrow tables alive
                 duck.unregister(f"raw_{name}")
             tables.clear()
             for name in _DATA:
