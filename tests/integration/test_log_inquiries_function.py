@@ -1,23 +1,26 @@
-"""`audit.APPEND_SQL`: PostgreSQL links an entry into the chain exactly as Python does.
+"""`credo_log_inquiries` (migration 0015): PostgreSQL links an entry into the chain exactly
+as Python does, and stores the rows that name it.
 
 The inquiry log's commit sends its audit entry before it knows the chain's head, so the
 link (SHA-256 over `prev_hash|seq|...`) is computed by PostgreSQL. These tests hold that
-text to `audit.entry_hash` byte for byte (non-ASCII text, no subject, no digest, the very
-first entry) and `credo audit verify` to the result.
+function to `audit.entry_hash` byte for byte (non-ASCII text, no subject, no digest, the
+very first entry), its rows to what was sent, and `credo audit verify` to the result.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
 
-import psycopg
 from sqlalchemy import select
 
 from credo.services.audit_verify import verify_audit
+from credo.services.inquiries import Inquiry, write_inquiries
 from credo.services.register import Register
 from credo.store import audit
 from credo.store.hotpath import driver_connection
-from credo.store.tables import audit_entries
+from credo.store.tables import audit_entries, inquiries
+from tests.factories import seed_register
 
 AT = datetime(2026, 3, 15, 9, 30, 12, 345678, tzinfo=UTC)
 ENTRIES = [
@@ -37,11 +40,13 @@ ENTRIES = [
 
 
 def _append(register: Register, entries: list[audit.Entry]) -> None:
+    """Each entry by one call of the function, with no rows."""
     with driver_connection(register.engine) as conn:
-        cursor = psycopg.ClientCursor(conn)
         for entry in entries:
-            cursor.execute(
-                f"BEGIN; {audit.LOCK_SQL}; {audit.APPEND_SQL}; COMMIT", audit.append_params(entry)
+            conn.execute(
+                "SELECT credo_log_inquiries(%(at)s, %(actor)s, %(action)s, %(subject_id)s, "
+                "%(payload)s, %(digest)s, %(tail)s, %(rows)s)",
+                audit.append_params(entry) | {"rows": json.dumps([])},
             )
 
 
@@ -72,3 +77,24 @@ def test_the_first_entry_of_an_empty_chain_follows_genesis(pg_register: Register
     [(seq, prev, link)] = _chain(pg_register)
     assert (seq, prev) == (1, audit.GENESIS)
     assert link == audit.chain(None, ENTRIES[:1])[0]["hash"]
+
+
+def test_the_rows_are_stored_as_sent_and_name_their_entry(pg_register: Register) -> None:
+    seed_register(pg_register, subjects=2)
+    east = timezone(timedelta(hours=8))
+    batch = [
+        Inquiry("s-001", "city-personnel", "promotion-review", date(2026, 3, 15), AT, "api"),
+        Inquiry("s-002", 'bureau|ü"x', "audit\\n", date(2025, 12, 31), AT.astimezone(east), "cli"),
+    ]
+    write_inquiries(pg_register, batch)
+    with pg_register.read() as conn:
+        rows = conn.execute(select(inquiries).order_by(inquiries.c.id)).all()
+        [head] = conn.execute(
+            select(audit_entries.c.seq).order_by(audit_entries.c.seq.desc()).limit(1)
+        ).all()
+    assert [(r.subject_id, r.authority_id, r.purpose, r.as_of, r.at, r.channel) for r in rows] == [
+        (i.subject_id, i.authority_id, i.purpose, i.as_of, i.at, i.channel) for i in batch
+    ]
+    assert {r.audit_seq for r in rows} == {head.seq}
+    verification = verify_audit(pg_register)
+    assert verification.ok, verification.problems

@@ -14,8 +14,8 @@ is involved at all.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import json
 import os
 import threading
 import weakref
@@ -25,7 +25,6 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
@@ -124,72 +123,48 @@ def store_inquiries(conn: Connection, batch: Sequence[Inquiry]) -> None:
     conn.execute(inquiries.insert(), [inquiry.row(seq) for inquiry in batch])
 
 
-# PostgreSQL: a commit of inquiries in one message and one round trip: BEGIN, the chain's
-# lock, then the audit entry (chained by PostgreSQL after the head the lock leaves, see
-# `audit.APPEND_SQL`) and the rows that name it (as arrays: one statement, one plan), and
-# COMMIT. The text goes by the simple query protocol, its values bound by psycopg on the
-# client (ClientCursor). A message per statement, as the extended protocol sends them,
-# costs the server's process a wake-up each and the API worker a send and a wait each: on
-# this 2-core machine that was a quarter of a worker's CPU under load (docs/performance.md).
-_INSERT = (
-    "INSERT INTO inquiries (subject_id, authority_id, purpose, as_of, at, channel, audit_seq) "
+# PostgreSQL: a commit of inquiries is one statement, a call of `credo_log_inquiries`
+# (migration 0015): the chain's advisory lock, the audit entry chained after the head the
+# lock leaves (PostgreSQL computes its link with `sha256()` over the same text as
+# `audit.entry_hash`, the part after `prev_hash|seq|` bound from Python) and one insert of
+# the batch's rows naming it, committed when the statement ends (autocommit: one WAL flush
+# for the lot). One message and one round trip, and the statement is prepared: PL/pgSQL
+# keeps the plans of the statements inside, where the four statements sent as one text were
+# parsed and planned afresh for every commit (docs/performance.md). The rows go as one JSON
+# array, which psycopg sends as it is.
+_LOG = (
+    "SELECT credo_log_inquiries(%(at)s, %(actor)s, %(action)s, %(subject_id)s, %(payload)s, "
+    "%(digest)s, %(tail)s, %(rows)s)"
 )
-_ROWS = (
-    "unnest(%(subjects)s::text[], %(authorities)s::text[], %(purposes)s::text[], "
-    "%(days)s::date[], %(times)s::timestamptz[], %(channels)s::text[]) AS u(s, a, p, d, t, c)"
-)
-_COMMIT = (
-    f"BEGIN; {audit.LOCK_SQL}; WITH entry AS ({audit.APPEND_SQL}) "
-    f"{_INSERT}SELECT s, a, p, d, t, c, entry.seq FROM entry, {_ROWS}; COMMIT"
-)
-# The rows' statement alone, for a known entry (bench/bench_http.py explains it).
-_INSERT_INQUIRIES = f"{_INSERT}SELECT s, a, p, d, t, c, %(seq)s FROM {_ROWS}"
 
 
-def _commit_params(batch: Sequence[Inquiry]) -> dict[str, Any]:
-    """The values of `_COMMIT`: the audit entry's, and the rows' as arrays."""
-    return audit.append_params(logged_entry(batch)) | {
-        "subjects": [i.subject_id for i in batch],
-        "authorities": [i.authority_id for i in batch],
-        "purposes": [i.purpose for i in batch],
-        "days": [i.as_of for i in batch],
-        "times": [i.at for i in batch],
-        "channels": [i.channel for i in batch],
-    }
+def _log_params(batch: Sequence[Inquiry]) -> dict[str, Any]:
+    """The values of `_LOG`: the audit entry's, and the rows as one JSON array."""
+    rows = [
+        [i.subject_id, i.authority_id, i.purpose, i.as_of.isoformat(), i.at.isoformat(), i.channel]
+        for i in batch
+    ]
+    return audit.append_params(logged_entry(batch)) | {"rows": json.dumps(rows)}
 
 
 def write_inquiries(register: Register, batch: list[Inquiry]) -> None:
     """Commit inquiries in one transaction: one audit entry, then their rows.
 
-    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), in one round
-    trip (`_COMMIT`), whose answer comes once the lot is durable.
+    On PostgreSQL through a hot-path psycopg connection (credo.store.hotpath), in one
+    statement and one round trip (`_LOG`), whose answer comes once the lot is durable.
     """
     if is_sqlite(register.engine):
         with register.write() as conn:
             store_inquiries(conn, batch)
         return
     with hot_pool(register.engine).connection() as pg:
-        cursor = psycopg.ClientCursor(pg)
-        try:
-            cursor.execute(_COMMIT, _commit_params(batch))
-        except BaseException:
-            if not pg.closed and pg.info.transaction_status != TransactionStatus.IDLE:
-                with contextlib.suppress(psycopg.Error):
-                    pg.rollback()
-            raise
+        pg.execute(_LOG, _log_params(batch))
 
 
 async def write_inquiries_async(conn: psycopg.AsyncConnection[Any], batch: list[Inquiry]) -> None:
     """`write_inquiries` on PostgreSQL, through an async psycopg connection (autocommit):
-    the same one round trip, and no caller answered before its inquiry is durable."""
-    cursor = psycopg.AsyncClientCursor(conn)
-    try:
-        await cursor.execute(_COMMIT, _commit_params(batch))
-    except BaseException:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            with contextlib.suppress(psycopg.Error):
-                await conn.rollback()
-        raise
+    the same one statement, and no caller answered before its inquiry is durable."""
+    await conn.execute(_LOG, _log_params(batch))
 
 
 @dataclass

@@ -103,7 +103,8 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
 
     One lock, one read of the chain's head and one multi-row insert for the lot: the chain is
     the same as from one `append` per entry, at a fraction of the round trips (the inquiry
-    log commits its queued inquiries this way on SQLite; on PostgreSQL see `APPEND_SQL`).
+    log commits its queued inquiries this way on SQLite; on PostgreSQL by one call of the
+    function `credo_log_inquiries`, migration 0015, which takes `append_params`).
     """
     if not entries:
         return []
@@ -118,26 +119,11 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
     return [row["seq"] for row in rows]
 
 
-# The chain's lock through a psycopg connection (credo.store.hotpath), inside its transaction.
-LOCK_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
-
-
-# One entry appended after the head in one statement, PostgreSQL computing its link from the
-# same text as `entry_hash` (`hash_tail` is bound as `tail`), for a writer that must not wait
-# for the head to come back before it can send the entry: run it after LOCK_SQL, in the same
-# transaction but its own statement, so that it reads the head as the lock left it.
-APPEND_SQL = (
-    "INSERT INTO audit_entries (seq, at, actor, action, subject_id, payload, digest, "
-    "prev_hash, hash) SELECT h.seq + 1, %(at)s, %(actor)s, %(action)s, %(subject_id)s, "
-    "%(payload)s, %(digest)s, h.hash, encode(sha256(convert_to("
-    "h.hash || '|' || (h.seq + 1)::text || '|' || %(tail)s, 'UTF8')), 'hex') "
-    "FROM (SELECT * FROM (SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS top "
-    f"UNION ALL SELECT 0, '{GENESIS}' ORDER BY seq DESC LIMIT 1) AS h RETURNING seq"
-)
-
-
 def append_params(entry: Entry) -> dict[str, Any]:
-    """The values of `APPEND_SQL` for one entry."""
+    """One entry's values for a writer that sends it before it knows the chain's head
+    (`credo_log_inquiries` on PostgreSQL, migration 0015): its columns, and as `tail` what
+    its link hashes after `prev_hash|seq|` (`hash_tail`), from which PostgreSQL computes the
+    link with `sha256()` as `entry_hash` does."""
     body = canonical(entry.payload)
     tail = hash_tail(entry.at, entry.actor, entry.action, entry.subject_id, body, entry.digest)
     return {**_given(entry, body), "tail": tail}
