@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from credo.domain.guard import Context
-from credo.domain.policy import AnyOf, ListTrigger, Policy
+from credo.domain.policy import AnyOf, ListTrigger, Measure, Policy
 from credo.domain.records import RecordFacts, ends_on, is_effective
 
 
@@ -154,8 +154,11 @@ def restricted(
     return [r for r in effective if categories[r.category].context in allowed]
 
 
-def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tuple[str, ...]:
-    """Every measure whose trigger holds on the standing of its own contexts alone.
+def applicable_measures(
+    policy: Policy, effective: Sequence[RecordFacts], measures: Iterable[Measure] | None = None
+) -> tuple[str, ...]:
+    """Every measure whose trigger holds on the standing of its own contexts alone (of
+    `measures` only, when given: a subset of the policy's, in the policy's order).
 
     The standing of a set of contexts depends only on which of the subject's categories
     fall in it and how many of their records count (the points of a category depend only
@@ -169,7 +172,7 @@ def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tup
     applied: list[str] = []
     by_contexts: dict[frozenset[Context], tuple[str, tuple[str, ...]]] = {}
     by_present: dict[frozenset[str], tuple[str, tuple[str, ...]]] = {}
-    for measure in policy.measures:
+    for measure in policy.measures if measures is None else measures:
         key = frozenset(measure.contexts)
         if key not in by_contexts:
             present = frozenset(c for c in counts if categories[c].context in key)
@@ -191,9 +194,15 @@ def applicable_measures(policy: Policy, effective: Sequence[RecordFacts]) -> tup
 
 
 def compute_standing(
-    policy: Policy, subject_id: str, records: Iterable[RecordFacts], as_of: date
+    policy: Policy,
+    subject_id: str,
+    records: Iterable[RecordFacts],
+    as_of: date,
+    *,
+    measures: Iterable[Measure] | None = None,
 ) -> Standing:
-    """The standing of one subject on one day.
+    """The standing of one subject on one day (of `measures` only, when given: the measures
+    an asker may see, say; by default every measure of the policy).
 
     >>> compute_standing(policy, "s-001", [], date(2026, 3, 15)).score == policy.policy.base_score
     True
@@ -207,6 +216,6 @@ def compute_standing(
         score=whole.score,
         grade=whole.grade,
         lists=whole.lists,
-        measures=applicable_measures(policy, effective),
+        measures=applicable_measures(policy, effective, measures),
         explanation=whole.explanation,
     )

@@ -9,7 +9,7 @@ from credo.domain.errors import Problem, ValidationError
 from credo.domain.scoring import compute_standing
 from credo.services.inquiries import Inquiry, inquiry_log
 from credo.services.register import Register
-from credo.services.standing import check_purpose, visible_standing
+from credo.services.standing import check_purpose, shown_measures, visible_standing
 from credo.store import repository
 from credo.store.tables import subjects
 
@@ -59,11 +59,12 @@ def run_checks(
         }
         facts = repository.record_facts_of(conn, [s for s in subject_ids if s in known])
         answers: list[dict[str, Any]] = []
+        shown = shown_measures(policy, authority_id, purpose_id)
         for subject_id in subject_ids:
             if subject_id not in known:
                 answers.append({"subject_id": subject_id, "error": "not registered"})
                 continue
-            standing = compute_standing(policy, subject_id, facts[subject_id], day)
+            standing = compute_standing(policy, subject_id, facts[subject_id], day, measures=shown)
             looked.append(
                 Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
             )

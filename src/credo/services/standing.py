@@ -17,7 +17,7 @@ from credo.domain.errors import (
     PermissionDeniedError,
     Problem,
 )
-from credo.domain.policy import Policy, Visible
+from credo.domain.policy import Measure, Policy, Visible
 from credo.domain.scoring import Standing, compute_standing
 from credo.services.inquiries import (
     Inquirer,
@@ -69,6 +69,14 @@ def check_purpose(policy: Policy, authority_id: str, purpose_id: str) -> None:
             f"authority {authority_id!r} may not query for purpose {purpose_id!r}",
             [Problem("purpose", f"{purpose_id!r} is not open to {authority_id!r}")],
         )
+
+
+def shown_measures(policy: Policy, authority_id: str, purpose_id: str) -> list[Measure]:
+    """The measures an answer for this purpose shows the asking authority: its own, when the
+    purpose sees measures at all (`visible_standing`), in the policy's order."""
+    if Visible.MEASURES not in policy.purpose_by_id[purpose_id].sees:
+        return []
+    return [m for m in policy.measures if m.authority == authority_id]
 
 
 def visible_standing(
@@ -286,7 +294,10 @@ def _answer(
         )
     day = ask.as_of or register.clock.today()
     facts = repository.facts_from_rows(rows, _FACTS_FROM)
-    standing = compute_standing(policy, subject_id, facts, day)
+    # only the measures the answer may show (visible_standing): the asker's own, if any
+    standing = compute_standing(
+        policy, subject_id, facts, day, measures=shown_measures(policy, authority_id, purpose_id)
+    )
     inquiry = Inquiry(subject_id, authority_id, purpose_id, day, register.clock.now(), "api")
     return visible_standing(policy, standing, authority_id, purpose_id), inquiry
 

@@ -339,3 +339,18 @@ def test_a_revoked_record_changes_nothing(records, as_of):
     )
 
     assert standing([*records, revoked], as_of) == standing(records, as_of)
+
+
+@PROPERTY
+@given(registers(), AS_OF, st.sets(st.sampled_from([m.id for m in POLICY.measures])))
+def test_judging_some_measures_gives_exactly_those_of_the_full_standing(records, as_of, chosen):
+    some = [m for m in POLICY.measures if m.id in chosen]
+    full = standing(records, as_of)
+    part = compute_standing(POLICY, "s-1", records, as_of, measures=some)
+    assert part.measures == tuple(m for m in full.measures if m in chosen)
+    assert (part.score, part.grade, part.lists, part.explanation) == (
+        full.score,
+        full.grade,
+        full.lists,
+        full.explanation,
+    )
