@@ -311,13 +311,21 @@ def audit_head(url: str) -> int:
 # ----------------------------------------------------------------------------- plans
 
 
+# auto_explain for one transaction: the plans of nested statements, with their buffers, sent
+# to the client (a superuser's session, as the benchmark's is).
+AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'; SET LOCAL auto_explain.log_min_duration = 0; "
+    "SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_buffers = on; "
+    "SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL client_min_messages = log"
+)
+
+
 def explain(engine: HttpPostgres, shape: Shape) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of every statement the measured endpoints run, as they run
     them, on the benchmark database (the inquiry insert inside a transaction rolled back)."""
-    from credo.services.inquiries import _INSERT_INQUIRIES
+    from credo.services.inquiries import _LOG, Inquiry, _log_params
     from credo.services.public import search
     from credo.services.standing import _LOOKUP_PG
-    from credo.store import audit
     from credo.store.repository import FACTS_COLUMNS, FACTS_JOIN
 
     # The public search's statements as it runs them: captured from the driver, then
@@ -354,31 +362,13 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
             (ids,),
         ),
         (
-            "inquiry log: the audit entry chained after the head, under the chain's lock "
-            "(rolled back)",
-            audit.APPEND_SQL,
-            audit.append_params(
-                audit.Entry(
-                    actor=QUERIER,
-                    action="inquiries.logged",
-                    payload={"inquiries": len(batch), "authorities": [QUERIER]},
-                    at=datetime.now(UTC),
-                    digest="0" * 64,
-                )
+            f"inquiry log: a group commit of {len(batch)} inquiries, one call of "
+            "credo_log_inquiries (rolled back; the plans of the statements inside it as "
+            "auto_explain reports them)",
+            _LOG,
+            _log_params(
+                [Inquiry(s, QUERIER, PURPOSE, TODAY, datetime.now(UTC), "api") for s in batch]
             ),
-        ),
-        (
-            f"inquiry log: a group commit's {len(batch)} inquiry rows, one statement (rolled back)",
-            _INSERT_INQUIRIES,
-            {
-                "seq": 0,
-                "subjects": batch,
-                "authorities": [QUERIER] * len(batch),
-                "purposes": [PURPOSE] * len(batch),
-                "days": [TODAY] * len(batch),
-                "times": [datetime.now(UTC)] * len(batch),
-                "channels": ["api"] * len(batch),
-            },
         ),
         (
             "checks: which of the asked subjects are registered",
@@ -393,10 +383,16 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
         ),
     ]
     out: list[str] = []
+    nested: list[str] = []
     with psycopg.connect(engine.url) as conn:
+        # The statements inside a function (the inquiry log's) show their plans through
+        # auto_explain, whose log lines reach this client as notices.
+        conn.add_notice_handler(lambda notice: nested.append(notice.message_primary or ""))
         for title, statement, params in statements:
             out.append(f"-- {title}\n{statement}\n")
             conn.execute("SET statement_timeout = '120s'")
+            conn.execute(AUTO_EXPLAIN)
+            nested.clear()
             try:
                 rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).fetchall()
             except psycopg.errors.QueryCanceled:
@@ -404,6 +400,10 @@ def explain(engine: HttpPostgres, shape: Shape) -> str:
                 out.append("(EXPLAIN ANALYZE did not finish in 120 s: the plan without ANALYZE)")
                 rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
             out.extend(str(row[0]) for row in rows)
+            for message in nested:
+                _, found, text = message.partition("Query Text:")
+                if found and not text.strip().startswith("EXPLAIN"):
+                    out.extend(["", "inside it: " + text.strip()])
             out.append("")
             conn.rollback()
     text = "\n".join(out)
