@@ -152,6 +152,7 @@ def test_a_postgres_restart_gives_clean_503s_and_the_service_recovers_by_itself(
                     "/v1/subjects/s-001/standing", params={"purpose": "tax-check"}
                 )
                 assert standing.status_code == 200, standing.text
+                assert "server" not in standing.headers  # credo serve names no server
                 refused = [ref for ref, status in load.filed.items() if status == 503]
                 assert refused, "no write met the outage"
                 stored = [ref for ref, status in load.filed.items() if status != 503]

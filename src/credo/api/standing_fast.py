@@ -47,6 +47,8 @@ SUFFIX = "/standing"
 PURPOSE_MAX = 64  # the route's `max_length` for purpose
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _JSON = [(b"content-type", b"application/json")]
+# The body as FastAPI's JSONResponse writes it, by one encoder made once
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 async def answer_plain_lookup(app: Any, scope: Scope, receive: Receive, send: Send) -> bool:
@@ -73,7 +75,7 @@ async def answer_plain_lookup(app: Any, scope: Scope, receive: Receive, send: Se
     except Exception as exc:  # answered by the app's own handler, as FastAPI would
         response = await _handled(scope, exc)
     else:
-        body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _ENCODE(shown).encode()
         secure = raw_headers(scope["path"], scheme)
         headers = [(b"content-length", str(len(body)).encode()), *_JSON, *secure]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -61,6 +61,7 @@ def serve_cmd(
         workers=workers,
         log_level="info",
         access_log=access_log,
+        server_header=False,  # no "server: uvicorn" on every answer: nothing to advertise
     )
 
 
