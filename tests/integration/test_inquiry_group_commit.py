@@ -8,6 +8,7 @@ failed commit fails the requests of its batch instead of answering them unlogged
 
 from __future__ import annotations
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,10 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from credo.services.audit_verify import verify_audit
-from credo.services.inquiries import Inquiry, InquiryLog, inquiry_log
+from credo.services.inquiries import Inquiry, InquiryLog, async_inquiry_log, inquiry_log
 from credo.services.keys import add_key
 from credo.services.register import Register
 from credo.services.standing import query_standing
+from credo.store.hotpath import close_async
 from credo.store.tables import audit_entries, inquiries
 from tests.conftest import TODAY
 from tests.factories import file_rows, record, seed_register, standings_on_one_loop
@@ -163,3 +165,40 @@ def test_a_failed_commit_on_the_event_loop_fails_its_requests(
     answers = standings_on_one_loop(register, [(key, "s-001")])
     assert answers[0]["subject_id"] == "s-001"  # type: ignore[index]
     assert _count(register, inquiries) == 1
+
+
+def test_a_request_that_goes_away_still_has_its_inquiry_committed(pg_register: Register) -> None:
+    """A client that hangs up cancels its request's task while its inquiry waits for a
+    commit: the inquiry is committed with its batch all the same, and the others answered."""
+    register = pg_register
+    seed_register(register, subjects=2)
+    day = TODAY
+
+    async def run() -> tuple[int, int]:
+        log = async_inquiry_log(register.engine)
+        try:
+            now = register.clock.now()
+            tasks = [
+                asyncio.create_task(
+                    log.log(Inquiry(f"s-00{n % 2 + 1}", "city-personnel", "p", day, now, "api"))
+                )
+                for n in range(40)
+            ]
+            await asyncio.sleep(0)  # every task queued its inquiry; the first batch is out
+            for task in tasks[::2]:
+                task.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            while log._task is not None and not log._task.done():  # the batches still out
+                await asyncio.sleep(0.01)
+            cancelled = sum(isinstance(d, asyncio.CancelledError) for d in done)
+            return cancelled, sum(d is None for d in done)
+        finally:
+            await close_async(register.engine)
+
+    with ThreadPoolExecutor(1) as thread:
+        cancelled, answered = thread.submit(lambda: asyncio.run(run())).result()
+    assert (cancelled, answered) == (20, 20)
+    assert _count(register, inquiries) == 40
+    assert _logged(register) == 40
+    verification = verify_audit(register)
+    assert verification.ok, verification.problems

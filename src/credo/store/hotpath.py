@@ -184,7 +184,9 @@ class LoopBatcher(Generic[In, Out]):
         self._queue.append((item, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return await asyncio.shield(done)
+        # A caller cancelled here cancels `done` too; its item stays queued and is handled
+        # with its batch all the same (`_run` skips a result nobody waits for).
+        return await done
 
     async def handle(self, items: list[In]) -> list[Out | Exception]:
         """One result (or one item's own error) per item, in order."""
