@@ -1,9 +1,11 @@
 """PostgreSQL restarted while `credo serve` answers (issue 6, faults).
 
 While the database is away every request fails fast with a clean 503 problem+json and a
-Retry-After header (never a 500, never a stack trace); once it is back the same server
-process answers 200 again by itself: the pool's pre-ping replaces the dead connections.
-A write that got a 503 is safe to retry: the reference makes the retry idempotent.
+Retry-After header (never a 500, never a stack trace), whether it meets the database in a
+route or first in the session middleware (a request with a session cookie); once it is back
+the same server process answers 200 again by itself: the pool's pre-ping replaces the dead
+connections. A write that got a 503 is safe to retry: the reference makes the retry
+idempotent.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from credo.services.accounts import add_user, login
 from credo.services.keys import add_key
+from credo.web.session import SESSION_COOKIE
 from tests.factories import record, seed_register
 from tests.faults.conftest import (
     Credo,
@@ -49,6 +53,7 @@ class Load:
 
     base_url: str
     key: str
+    session: str  # a reviewer's session cookie
     seen: list[Seen] = field(default_factory=list)
     filed: dict[str, int] = field(default_factory=dict)  # reference -> last status
     errors: list[str] = field(default_factory=list)
@@ -57,8 +62,12 @@ class Load:
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def run(self, kind: str) -> None:
-        """One client: standings (`read`) or new records (`write`), back to back."""
-        headers = {"Authorization": f"Bearer {self.key}"}
+        """One client, back to back: standings (`read`), new records (`write`) or, with a
+        reviewer's session cookie, the queue of open cases (`session`)."""
+        if kind == "session":
+            headers = {"Cookie": f"{SESSION_COOKIE}={self.session}"}
+        else:
+            headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=20) as client:
             while not self.stop.is_set():
                 started = time.monotonic()
@@ -67,6 +76,8 @@ class Load:
                         response = client.get(
                             "/v1/subjects/s-001/standing", params={"purpose": "tax-check"}
                         )
+                    elif kind == "session":
+                        response = client.get("/v1/cases", params={"status": "open"})
                     else:
                         reference = f"RESTART-{next(self.counter):05d}"
                         body = record(reference, "s-002", "tax.arrears", "2026-03-01")
@@ -99,12 +110,14 @@ def test_a_postgres_restart_gives_clean_503s_and_the_service_recovers_by_itself(
     with open_register(pg_url, tmp_path) as register:
         seed_register(register)
         key = add_key(register, "city-tax", actor="test")
+        add_user(register, "reviewer", "a reviewer's password", "reviewer", actor="test")
+        session, _ = login(register, "reviewer", "a reviewer's password", client="test")
         credo = Credo(tmp_path / "home", pg_url)
         with serving(credo, tmp_path / "serve.log") as server:
-            load = Load(server.base_url, key)
+            load = Load(server.base_url, key, session)
             threads = [
                 threading.Thread(target=load.run, args=(kind,), daemon=True)
-                for kind in ("read", "read", "read", "write")
+                for kind in ("read", "read", "read", "write", "session")
             ]
             for thread in threads:
                 thread.start()
@@ -134,7 +147,7 @@ def test_a_postgres_restart_gives_clean_503s_and_the_service_recovers_by_itself(
             assert before and {s.status for s in before} <= {200, 201}
             unavailable = [s for s in load.seen if s.status == 503]
             assert unavailable, "no request met the outage"
-            assert {s.kind for s in unavailable} == {"read", "write"}
+            assert {s.kind for s in unavailable} == {"read", "write", "session"}
             assert during and all(s.status == 503 for s in during), {s.status for s in during}
             for answer in unavailable:
                 assert answer.content_type.split(";")[0] == PROBLEM, answer

@@ -96,6 +96,24 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
+# The database did not answer: through SQLAlchemy, or from the hot paths' driver connections
+# (credo.store.hotpath). A 503 wherever it is raised, in a route or in a middleware (the
+# session's, credo.web.errors.server_error).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+)
+
+
+async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    """The 503 problem+json for a database that did not answer (`DATABASE_UNAVAILABLE`)."""
+    return await _database_down(request, exc)
+
+
 async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     """The database did not answer (restart, lost connection, no pooled connection in time):
     a clean 503 that tells the client when to retry; the pool reconnects by itself."""
@@ -150,14 +168,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Most specific first in the MRO lookup: OperationalError and InterfaceError are
     # DBAPIErrors; the pool's TimeoutError is not one.
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(InterfaceError, _database_down)
-    app.add_exception_handler(PoolTimeoutError, _database_down)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)
-    # The same, from the hot paths' driver connections (credo.store.hotpath).
-    app.add_exception_handler(psycopg.OperationalError, _database_down)
-    app.add_exception_handler(psycopg.InterfaceError, _database_down)
-    app.add_exception_handler(psycopg_pool.PoolTimeout, _database_down)
     app.add_exception_handler(psycopg.DataError, _out_of_range)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

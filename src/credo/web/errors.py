@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from credo.api.errors import _status_for, problem
+from credo.api.errors import DATABASE_UNAVAILABLE, _status_for, database_down, problem
 from credo.domain.errors import AuthenticationError, CredoError
 from credo.web.render import env
 from credo.web.security import header_items
@@ -110,13 +110,20 @@ def _database_html(request: Request, _exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    """Any unexpected error: logged with its trace, answered without one."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    """Any error no route handled. A database that did not answer, raised in a middleware
+    (the session's, say), is the 503 a route would give; anything else is unexpected: logged
+    with its trace, answered without one."""
     response: Response
-    if is_api(request):
-        response = problem(500, "an unexpected error occurred; it was logged")
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        response = await database_down(request, exc)  # logged there
+        if not is_api(request):
+            response = _database_html(request, exc)
     else:
-        response = error_page(request, 500, None)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if is_api(request):
+            response = problem(500, "an unexpected error occurred; it was logged")
+        else:
+            response = error_page(request, 500, None)
     for name, value in header_items(request.url.path, request.url.scheme):
         response.headers.setdefault(name, value)
     return response
