@@ -109,12 +109,7 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
-async def database_down(request: Request, exc: Exception) -> JSONResponse:
-    """The 503 problem+json for a database that did not answer (`DATABASE_UNAVAILABLE`)."""
-    return await _database_down(request, exc)
-
-
-async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+async def database_down(_request: Request, exc: Exception) -> JSONResponse:
     """The database did not answer (restart, lost connection, no pooled connection in time):
     a clean 503 that tells the client when to retry; the pool reconnects by itself."""
     log.warning("database unavailable: %s", _first_line(exc))
@@ -131,7 +126,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     range, a NUL character in text) a 422, the rest a 500 without internals."""
     assert isinstance(exc, DBAPIError)
     if exc.connection_invalidated:
-        return await _database_down(request, exc)
+        return await database_down(request, exc)
     if isinstance(exc, IntegrityError):
         return problem(
             409,
@@ -169,7 +164,7 @@ def install(app: FastAPI) -> None:
     # Most specific first in the MRO lookup: OperationalError and InterfaceError are
     # DBAPIErrors; the pool's TimeoutError is not one.
     for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, _database_down)
+        app.add_exception_handler(unavailable, database_down)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(psycopg.DataError, _out_of_range)
     app.add_exception_handler(OverflowError, _out_of_range)
