@@ -653,6 +653,17 @@ def _ms(value: str) -> float:
     return number * 1000  # seconds
 
 
+def install_wrk() -> bool:
+    """Install wrk from the system's packages when this runs as root with apt-get (as
+    scripts/test installs Chromium); True once wrk is on the PATH."""
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("installing wrk (apt-get install wrk)")
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(command, env=quiet, stdout=subprocess.DEVNULL, check=False)
+    return shutil.which("wrk") is not None
+
+
 def run_wrk(
     endpoint: str,
     port: int,
@@ -995,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
         "--append-results", action="store_true", help="append the figures to bench/RESULTS.md"
     )
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None and not args.build_only:
+    if shutil.which("wrk") is None and not args.build_only and not install_wrk():
         parser.error("wrk is not installed (apt-get install wrk)")
 
     bench_text = br.POLICY.read_text(encoding="utf-8")
