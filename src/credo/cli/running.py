@@ -85,5 +85,10 @@ def demo_cmd(
 
         os.environ["CREDO_HOME"] = str(info.home)
         uvicorn.run(
-            "credo.api.app:create_app", factory=True, host="127.0.0.1", port=port, log_level="info"
+            "credo.api.app:create_app",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            log_level="info",
+            server_header=False,  # as `credo serve`
         )
