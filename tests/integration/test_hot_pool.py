@@ -1,18 +1,19 @@
-"""The hot path's psycopg connections (credo.store.hotpath): generic plans for its prepared
-statements, and whatever the database URL asks of the session kept beside them."""
+"""The hot path's psycopg connections (credo.store.hotpath): generic plans and READ
+COMMITTED for their session, and whatever the database URL or PGOPTIONS asks of it kept."""
 
 from __future__ import annotations
 
+import pytest
+
 from credo.services.register import Register
 from credo.store.db import make_engine
-from credo.store.hotpath import GENERIC_PLANS, _settings, driver_connection
+from credo.store.hotpath import driver_connection
+from tests.conftest import PG_URL, require_postgres
 
 
-def test_the_urls_own_options_are_kept_beside_generic_plans() -> None:
-    engine = make_engine("postgresql+psycopg://u@db.example/credo?options=-csearch_path%3Dtenant")
-    assert _settings(engine)["kwargs"]["options"] == f"-csearch_path=tenant {GENERIC_PLANS}"
-    plain = make_engine("postgresql+psycopg://u@db.example/credo")
-    assert _settings(plain)["kwargs"]["options"] == GENERIC_PLANS
+def _session(engine: object, *names: str) -> list[str]:
+    with driver_connection(engine) as hot:  # type: ignore[arg-type]
+        return [hot.execute(f"SHOW {name}").fetchone()[0] for name in names]
 
 
 def test_a_hot_connection_plans_generically_in_the_registers_schema(
@@ -21,7 +22,22 @@ def test_a_hot_connection_plans_generically_in_the_registers_schema(
     with pg_register.engine.connect() as conn:
         schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
     with driver_connection(pg_register.engine) as hot:
-        mode = hot.execute("SHOW plan_cache_mode").fetchone()
         current = hot.execute("SELECT current_schema()").fetchone()
-    assert mode is not None and mode[0] == "force_generic_plan"
     assert current is not None and current[0] == schema
+    mode, isolation = _session(pg_register.engine, "plan_cache_mode", "transaction_isolation")
+    assert (mode, isolation) == ("force_generic_plan", "read committed")
+
+
+def test_pgoptions_reach_the_hot_connections_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_postgres()
+    monkeypatch.setenv(
+        "PGOPTIONS", "-c statement_timeout=12345 -c default_transaction_isolation=serializable"
+    )
+    engine = make_engine(PG_URL)
+    try:
+        timeout, mode, isolation = _session(
+            engine, "statement_timeout", "plan_cache_mode", "transaction_isolation"
+        )
+    finally:
+        engine.dispose()
+    assert (timeout, mode, isolation) == ("12345ms", "force_generic_plan", "read committed")

@@ -18,6 +18,10 @@ def partition(
 ) -> list[Partitioned]:
     """Partition the register's subject-keyed tables and log it, in one transaction."""
     with register.write() as conn:
+        # The chain's lock first, as every writer of the chain takes it before the tables
+        # (the inquiry log's `credo_log_inquiries` does, then writes `inquiries`): taken
+        # after the tables' exclusive locks, a commit of inquiries could deadlock with it.
+        audit.lock_chain(conn)
         moved = partition_register(conn, partitions, progress)
         audit.append(
             conn,

@@ -23,7 +23,6 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import Engine, event
 
@@ -33,25 +32,35 @@ T = TypeVar("T")
 In = TypeVar("In")
 Out = TypeVar("Out")
 POOL_SIZE = 8  # connections per process: the request threads share them for well under 1 ms
-# The hot statements are prepared (psycopg prepares a statement on its fifth run) and their
-# best plan does not depend on the values bound: the same index probes for any subject.
-# PostgreSQL would still plan the batched lookup afresh on every run, finding the generic
-# plan's estimate no better than a custom one's: about 0.25 ms of the server's CPU a batch,
-# a third of what the lookup costs it (docs/performance.md).
-GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
+# Each hot connection's session, set once it is opened (the pool's `configure`):
+# - generic plans: the hot statements are prepared (psycopg prepares a statement on its
+#   fifth run) and their best plan does not depend on the values bound, the same index
+#   probes for any subject. PostgreSQL would still plan the batched lookup afresh on every
+#   run, finding the generic plan's estimate no better than a custom one's: about 0.25 ms
+#   of the server's CPU a batch, a third of what the lookup costs it (docs/performance.md);
+# - READ COMMITTED, whatever the database's or role's default: `credo_log_inquiries` reads
+#   the audit chain's head after taking its lock, which needs a snapshot per statement.
+# Set by a statement, not by the connection's `options`, so that the URL's options (a
+# search_path, say) and PGOPTIONS apply as they do to every other connection.
+SESSION_SQL = (
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', false), "
+    "set_config('default_transaction_isolation', 'read committed', false)"
+)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(SESSION_SQL)
+
+
+async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(SESSION_SQL)
 
 
 def _settings(engine: Engine) -> dict[str, Any]:
     """The pool settings for an engine's database."""
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    given = conninfo_to_dict(url).get("options")  # a search_path, say: kept
     return {
-        "conninfo": url,
-        "kwargs": {
-            "autocommit": True,
-            "connect_timeout": PG_CONNECT_TIMEOUT,
-            "options": f"{given} {GENERIC_PLANS}" if given else GENERIC_PLANS,
-        },
+        "conninfo": engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+        "kwargs": {"autocommit": True, "connect_timeout": PG_CONNECT_TIMEOUT},
         "min_size": 1,
         "max_size": POOL_SIZE,
         "timeout": PG_POOL_TIMEOUT,
@@ -64,7 +73,7 @@ class HotPool:
     """Autocommit psycopg connections to one PostgreSQL database, for one process."""
 
     def __init__(self, engine: Engine) -> None:
-        self.pool = ConnectionPool(**_settings(engine), open=True)
+        self.pool = ConnectionPool(**_settings(engine), configure=_configure, open=True)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -143,7 +152,9 @@ async def _async_pool(engine: Engine) -> AsyncConnectionPool[Any]:
 
 
 async def _open(engine: Engine) -> AsyncConnectionPool[Any]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(**_settings(engine), open=False)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        **_settings(engine), configure=_configure_async, open=False
+    )
     await pool.open()  # starts the pool's tasks; connections are made in the background
     return pool
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credo.api.errors import DATABASE_UNAVAILABLE, _status_for, database_down, problem
@@ -109,13 +109,28 @@ def _database_html(request: Request, _exc: Exception) -> Response:
     return response
 
 
+def _database_error_html(request: Request, exc: Exception) -> Response:
+    """Any other driver error on a page, judged as the API judges it (`_database_error`): a
+    lost connection 503, a lost uniqueness race 409, a value that cannot be stored 422,
+    anything else a bug (500, logged)."""
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return _database_html(request, exc)
+    if isinstance(exc, IntegrityError):
+        return error_page(request, 409, "Someone else changed this first; reload and retry.")
+    if isinstance(exc, DataError):
+        return error_page(request, 422, "A value in the form is out of range.")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_page(request, 500, None)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     """Any error no route handled. A database that did not answer, raised in a middleware
     (the session's, say), is the 503 a route would give; anything else is unexpected: logged
     with its trace, answered without one."""
     response: Response
     if isinstance(exc, DATABASE_UNAVAILABLE):
-        response = await database_down(request, exc)  # logged there
+        response = await database_down(request, exc)  # a warning; Starlette logs it too
         if not is_api(request):
             response = _database_html(request, exc)
     else:
@@ -136,8 +151,8 @@ def install(app: FastAPI) -> None:
         (CredoError, _credo_html),
         (StarletteHTTPException, _http_html),
         (RequestValidationError, _invalid_html),
-        (OperationalError, _database_html),
-        (DBAPIError, _database_html),
+        *((unavailable, _database_html) for unavailable in DATABASE_UNAVAILABLE),
+        (DBAPIError, _database_error_html),
     ):
         api_handler = handlers.get(exc_class)
         if api_handler is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from sqlalchemy import select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from credo.api.deps import SESSION_COOKIE
+from credo.api.errors import DATABASE_UNAVAILABLE
 from credo.domain.errors import PermissionDeniedError
 from credo.services.register import Register
 from credo.store.tables import sessions
@@ -36,6 +38,8 @@ PRESESSION_COOKIE = "credo_presession"
 CSRF_FIELD = "csrf_token"
 SLACK = timedelta(minutes=1)
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+log = logging.getLogger("credo.web")
 
 
 class CsrfError(PermissionDeniedError):
@@ -113,14 +117,20 @@ class IdleTimeout:
             token = _cookie(scope, SESSION_COOKIE)
             state: Any = scope["app"].state
             if token:
-                await anyio.to_thread.run_sync(
-                    lambda: touch_session(
-                        state.register,
-                        token,
-                        idle=timedelta(minutes=state.session_idle_minutes),
-                        hours=state.session_hours,
+                try:
+                    await anyio.to_thread.run_sync(
+                        lambda: touch_session(
+                            state.register,
+                            token,
+                            idle=timedelta(minutes=state.session_idle_minutes),
+                            hours=state.session_hours,
+                        )
                     )
-                )
+                except DATABASE_UNAVAILABLE as exc:
+                    # Touching only slides the expiry: the request goes on, and what it
+                    # reads of the database answers 503 through the app's handlers.
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    log.warning("session not kept alive, the database did not answer: %s", first)
         await self.app(scope, receive, send)
 
 
