@@ -15,9 +15,10 @@ starts `credo serve --workers 2` against that database and loads it with wrk on 
 3. public search: `GET /v1/public/search?q=<surname>`;
 4. reviewer queue: `GET /v1/cases?status=open` with a reviewer's session cookie.
 
-In the same invocation it serves the reference minimal FastAPI endpoint of
-../shared/reference-bench (`app_sqlite.py`: one SQLite query per request, two uvicorn
-workers) and loads it with the same wrk settings, so every figure comes with a ratio.
+In the same invocation it serves the minimal FastAPI endpoint of the reference benchmark in
+CREDO_REFERENCE_DIR (`app_sqlite.py`: one SQLite query per request, two uvicorn workers)
+and loads it with the same wrk settings, so every figure comes with a ratio
+(`--no-reference` leaves it out).
 
 Run from the repository root with the project's interpreter:
 
@@ -65,7 +66,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
 LUA = HERE / "http.lua"
-REFERENCE = ROOT.parent / "shared" / "reference-bench"
 TODAY = br.TODAY
 log = br.log
 
@@ -539,16 +539,24 @@ def start_credo(engine: HttpPostgres, port: int, workers: int) -> Server:
     return Server("credo", proc, port, logfile)
 
 
+REFERENCE_HOME = br.DATA / "reference-http"
+
+
+def reference_ready() -> bool:
+    """Whether the copy of the reference benchmark is built (`prepare_reference`)."""
+    return (REFERENCE_HOME / "data" / "register.ready").exists()
+
+
 def prepare_reference(ref_python: str) -> Path:
     """A copy of the reference benchmark with its data and its SQLite register, built once."""
-    home = br.DATA / "reference-http"
-    db = home / "data" / "register.sqlite"
-    if db.exists() and (home / "data" / "register.ready").exists():
+    home = REFERENCE_HOME
+    if reference_ready():
         return home
-    log("reference: copying ../shared/reference-bench, generating its data and SQLite register")
+    source = br.reference_dir()
+    log(f"reference: copying {source}, generating its data and SQLite register")
     (home / "data").mkdir(parents=True, exist_ok=True)
     for name in ("app_sqlite.py", "common.py", "gen_data.py", "wrk_random.lua"):
-        shutil.copy2(REFERENCE / name, home / name)
+        shutil.copy2(source / name, home / name)
     subprocess.run([ref_python, "gen_data.py"], cwd=home, check=True, stdout=subprocess.DEVNULL)
     # The loader of its bench_sqlite.py (same schema, batches, pragmas and index), run once.
     loader = (
@@ -996,8 +1004,8 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup",
         type=int,
         default=15,
-        help="seconds of standing lookups before measuring: PostgreSQL's buffers and the OS "
-        "cache take in the records' pages (with 5 s the first run after a restart was 13 to 24 %% slower)",
+        help="seconds of standing lookups before measuring, so that PostgreSQL's buffers and "
+        "the OS cache hold the records' pages",
     )
     parser.add_argument(
         "--other-duration", type=int, default=30, help="seconds of each other endpoint's run"
@@ -1022,6 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None and not args.build_only and not install_wrk():
         parser.error("wrk is not installed (apt-get install wrk)")
+    if not (args.no_reference or args.build_only or args.explain or reference_ready()):
+        br.reference_dir()  # refused before anything is measured, not after
 
     bench_text = br.POLICY.read_text(encoding="utf-8")
     policy = load_policy(bench_text, str(br.POLICY))

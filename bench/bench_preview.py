@@ -8,9 +8,10 @@ store to the finished report, in process, as `credo policy preview` runs it: rig
 the import (on a register built in this run: the snapshot as the import kept it), cold (the
 snapshot file under CREDO_HOME deleted first), current (nothing written since the last
 preview) and after a small change (ten filings, a rejected objection and 200 inquiries
-since the last preview, caught up incrementally). In the same run it times the reference
-DuckDB rescore of ../shared/reference-bench (its own data, its own SQL; at a reduced scale,
-the reference's constants are set to the same numbers of subjects and records), so the
+since the last preview, caught up incrementally). In the same run it times the DuckDB
+rescore of the reference benchmark in CREDO_REFERENCE_DIR (its own data, its own SQL; at a
+reduced scale, the reference's constants are set to the same numbers of subjects and
+records), so the
 preview's figure comes with a ratio measured side by side.
 
 The small changes stay in a kept register: each run adds eleven records to it.
@@ -53,7 +54,6 @@ from credo.store import preview_duckdb
 from credo.synthetic import Shape
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
 REFERENCE_COPY = br.DATA / "reference-bench"
 OUT = HERE / "out"
 TODAY = br.TODAY
@@ -160,23 +160,29 @@ def candidate_text(policy_text: str) -> str:
 # ----------------------------------------------------------------------------- reference
 
 
+def reference_environment() -> tuple[Path, str]:
+    """The reference benchmark's directory and a Python with its packages, or SystemExit."""
+    source = br.reference_dir()
+    python = os.environ.get("REFBENCH_PYTHON", str(br.DATA / "refvenv" / "bin" / "python"))
+    if not Path(python).exists():
+        raise SystemExit(
+            f"no reference environment at {python}: make one with numpy, pyarrow and duckdb "
+            "(python -m venv bench/data/refvenv) or set REFBENCH_PYTHON"
+        )
+    return source, python
+
+
 def reference_rescore(runs: int, shape: Shape | None = None) -> dict[str, Any]:
     """The reference DuckDB rescore (its bench_duckdb.py) on a copy of the reference bench
     with its own data and environment; returns its figures. With `shape`, the copy's
     constants are set to that many subjects and records (a reduced-scale run)."""
-    python = os.environ.get("REFBENCH_PYTHON", "/tmp/refbench/bin/python")
-    if not Path(python).exists():
-        raise SystemExit(
-            f"no reference environment at {python}: see ../shared/reference-bench/README.md "
-            "(python -m venv /tmp/refbench; pip install numpy pyarrow duckdb) or set "
-            "REFBENCH_PYTHON"
-        )
+    source, python = reference_environment()
     copy = REFERENCE_COPY
     if shape is not None:
         copy = REFERENCE_COPY.with_name(f"reference-bench-{shape.subjects}-{shape.records}")
     copy.mkdir(parents=True, exist_ok=True)
-    for source in REFERENCE.glob("*.py"):
-        shutil.copy2(source, copy / source.name)
+    for script in source.glob("*.py"):
+        shutil.copy2(script, copy / script.name)
     if shape is not None:
         common = (copy / "common.py").read_text(encoding="utf-8")
         for name, value in (("N_SUBJECTS", shape.subjects), ("N_RECORDS", shape.records)):
@@ -372,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - {"sqlite", "postgres"}
     if unknown or not names:
         parser.error(f"unknown engines: {', '.join(sorted(unknown)) or '(none)'}")
+    if not args.build_only:
+        reference_environment()  # refused before anything is built or measured
     policy_text = br.POLICY.read_text(encoding="utf-8")
     policy = load_policy(policy_text, str(br.POLICY))
     candidate = candidate_text(policy_text)

@@ -84,6 +84,18 @@ HAND_TABLE_COLUMNS = (
 )
 
 
+def reference_dir() -> Path:
+    """The reference benchmark's directory (its scripts are copied under bench/data and run
+    there beside credo's), from CREDO_REFERENCE_DIR; refused when it is not set."""
+    given = os.environ.get("CREDO_REFERENCE_DIR")
+    if not given or not Path(given).is_dir():
+        raise SystemExit(
+            "the reference benchmark is not found: set CREDO_REFERENCE_DIR to its directory "
+            f"(now {given!r}), or leave the reference out (bench/README.md)"
+        )
+    return Path(given)
+
+
 def log(message: str) -> None:
     """Progress on stderr, with the time of day."""
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
