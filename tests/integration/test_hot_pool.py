@@ -4,6 +4,7 @@ COMMITTED for their session, and whatever the database URL or PGOPTIONS asks of 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Engine
 
 from credo.services.register import Register
 from credo.store.db import make_engine
@@ -11,8 +12,8 @@ from credo.store.hotpath import driver_connection
 from tests.conftest import PG_URL, require_postgres
 
 
-def _session(engine: object, *names: str) -> list[str]:
-    with driver_connection(engine) as hot:  # type: ignore[arg-type]
+def _session(engine: Engine, *names: str) -> list[str]:
+    with driver_connection(engine) as hot:
         return [hot.execute(f"SHOW {name}").fetchone()[0] for name in names]
 
 

@@ -112,7 +112,7 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 async def database_down(_request: Request, exc: Exception) -> JSONResponse:
     """The database did not answer (restart, lost connection, no pooled connection in time):
     a clean 503 that tells the client when to retry; the pool reconnects by itself."""
-    log.warning("database unavailable: %s", _first_line(exc))
+    log.warning("database unavailable: %s", first_line(exc))
     return problem(
         503,
         "the register's database is unavailable; retry shortly",
@@ -120,20 +120,32 @@ async def database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """Any other driver error: a lost connection is a 503, a concurrent write that lost a
-    uniqueness race a 409, a value the database cannot hold (a number out of its column's
-    range, a NUL character in text) a 422, the rest a 500 without internals."""
-    assert isinstance(exc, DBAPIError)
+def database_error_status(exc: DBAPIError) -> int:
+    """What a driver error means for the request, pages and API alike: a lost connection
+    503, a concurrent write that lost a uniqueness race 409, a value the database cannot
+    hold (a number out of its column's range, a NUL character in text) 422, the rest 500."""
     if exc.connection_invalidated:
-        return await database_down(request, exc)
+        return 503
     if isinstance(exc, IntegrityError):
+        return 409
+    if isinstance(exc, DataError):
+        return 422
+    return 500
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other driver error, as `database_error_status` judges it, without internals."""
+    assert isinstance(exc, DBAPIError)
+    status = database_error_status(exc)
+    if status == 503:
+        return await database_down(request, exc)
+    if status == 409:
         return problem(
             409,
             "a concurrent write stored the same thing first; retry to see the stored state",
             headers={"Retry-After": "0"},
         )
-    if isinstance(exc, DataError):
+    if status == 422:
         return await _out_of_range(request, exc)
     return await _unexpected(request, exc)
 
@@ -141,7 +153,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
     """A value from the request beyond what the store or the calendar holds (an id past the
     column's range, a year past 9999, a NUL character in text): the request is at fault."""
-    log.warning("value out of range: %s", _first_line(exc))
+    log.warning("value out of range: %s", first_line(exc))
     return problem(422, "a value in the request is out of range or cannot be stored")
 
 
@@ -151,7 +163,8 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal error; it was logged")
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """An error's first line, for a one-line log entry."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

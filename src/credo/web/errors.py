@@ -15,10 +15,16 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from credo.api.errors import DATABASE_UNAVAILABLE, _status_for, database_down, problem
+from credo.api.errors import (
+    DATABASE_UNAVAILABLE,
+    _status_for,
+    database_down,
+    database_error_status,
+    problem,
+)
 from credo.domain.errors import AuthenticationError, CredoError
 from credo.web.render import env
 from credo.web.security import header_items
@@ -109,19 +115,22 @@ def _database_html(request: Request, _exc: Exception) -> Response:
     return response
 
 
+_DATABASE_PAGES = {
+    409: "Someone else changed this first; reload and retry.",
+    422: "A value in the form is out of range.",
+}
+
+
 def _database_error_html(request: Request, exc: Exception) -> Response:
-    """Any other driver error on a page, judged as the API judges it (`_database_error`): a
-    lost connection 503, a lost uniqueness race 409, a value that cannot be stored 422,
-    anything else a bug (500, logged)."""
+    """Any other driver error on a page, judged as the API judges it
+    (`database_error_status`); a 500 is logged as a bug."""
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
+    status = database_error_status(exc)
+    if status == 503:
         return _database_html(request, exc)
-    if isinstance(exc, IntegrityError):
-        return error_page(request, 409, "Someone else changed this first; reload and retry.")
-    if isinstance(exc, DataError):
-        return error_page(request, 422, "A value in the form is out of range.")
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_page(request, 500, None)
+    if status == 500:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_page(request, status, _DATABASE_PAGES.get(status))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -130,9 +139,8 @@ async def server_error(request: Request, exc: Exception) -> Response:
     with its trace, answered without one."""
     response: Response
     if isinstance(exc, DATABASE_UNAVAILABLE):
-        response = await database_down(request, exc)  # a warning; Starlette logs it too
-        if not is_api(request):
-            response = _database_html(request, exc)
+        api = is_api(request)
+        response = await database_down(request, exc) if api else _database_html(request, exc)
     else:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         if is_api(request):

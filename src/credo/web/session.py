@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from credo.api.deps import SESSION_COOKIE
-from credo.api.errors import DATABASE_UNAVAILABLE
+from credo.api.errors import DATABASE_UNAVAILABLE, first_line
 from credo.domain.errors import PermissionDeniedError
 from credo.services.register import Register
 from credo.store.tables import sessions
@@ -129,8 +129,10 @@ class IdleTimeout:
                 except DATABASE_UNAVAILABLE as exc:
                     # Touching only slides the expiry: the request goes on, and what it
                     # reads of the database answers 503 through the app's handlers.
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    log.warning("session not kept alive, the database did not answer: %s", first)
+                    log.warning(
+                        "session not kept alive, the database did not answer: %s",
+                        first_line(exc),
+                    )
         await self.app(scope, receive, send)
 
 
